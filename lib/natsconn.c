@@ -1,0 +1,194 @@
+/*
+ * natsconn.c - connect, reconnect forever, ensure the VOTES stream.
+ */
+#include "natsconn.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+static void
+natsconn_on_disconnected(natsConnection *nc, void *closure)
+{
+	(void)nc;
+	(void)closure;
+	log_warn("nats: disconnected; reconnecting");
+}
+
+static void
+natsconn_on_reconnected(natsConnection *nc, void *closure)
+{
+	char url[256];
+
+	(void)closure;
+	if (natsConnection_GetConnectedUrl(nc, url, sizeof(url)) != NATS_OK)
+		snprintf(url, sizeof(url), "?");
+	log_info("nats: reconnected to %s", url);
+}
+
+static void
+natsconn_on_connected(natsConnection *nc, void *closure)
+{
+	(void)nc;
+	(void)closure;
+	log_info("nats: connected");
+}
+
+static void
+natsconn_on_error(natsConnection *nc, natsSubscription *sub, natsStatus err,
+    void *closure)
+{
+	(void)nc;
+	(void)sub;
+	(void)closure;
+	log_warn("nats: asynchronous error: %s", natsStatus_GetText(err));
+}
+
+int
+natsconn_open(const struct natsconn_config *cfg, jsOptions *jso,
+    natsConnection **nc, jsCtx **js)
+{
+	natsOptions *opts = NULL;
+	natsStatus s;
+
+	*nc = NULL;
+	*js = NULL;
+	s = natsOptions_Create(&opts);
+	if (s == NATS_OK)
+		s = natsOptions_SetURL(opts, cfg->url);
+	if (s != NATS_OK) {
+		log_error("NATS_URL \"%s\": %s", cfg->url, natsStatus_GetText(s));
+		goto fail;
+	}
+	if (s == NATS_OK && cfg->name != NULL)
+		s = natsOptions_SetName(opts, cfg->name);
+	if (s == NATS_OK && cfg->user != NULL && cfg->user[0] != '\0')
+		s = natsOptions_SetUserInfo(opts, cfg->user, cfg->password);
+	if (s == NATS_OK && cfg->token != NULL && cfg->token[0] != '\0')
+		s = natsOptions_SetToken(opts, cfg->token);
+	if (s == NATS_OK && cfg->tls_ca != NULL && cfg->tls_ca[0] != '\0') {
+		s = natsOptions_SetSecure(opts, true);
+		if (s == NATS_OK)
+			s = natsOptions_LoadCATrustedCertificates(opts,
+			    cfg->tls_ca);
+		if (s != NATS_OK) {
+			log_error("NATS_TLS_CA \"%s\": %s", cfg->tls_ca,
+			    natsStatus_GetText(s));
+			goto fail;
+		}
+	}
+	/* Never give up: a service outlives any NATS outage. */
+	if (s == NATS_OK)
+		s = natsOptions_SetMaxReconnect(opts, -1);
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectWait(opts, 250);
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectJitter(opts, 100, 1000);
+	if (s == NATS_OK)
+		s = natsOptions_SetRetryOnFailedConnect(opts, true,
+		    natsconn_on_connected, NULL);
+	if (s == NATS_OK)
+		s = natsOptions_SetDisconnectedCB(opts, natsconn_on_disconnected,
+		    NULL);
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectedCB(opts, natsconn_on_reconnected,
+		    NULL);
+	if (s == NATS_OK)
+		s = natsOptions_SetErrorHandler(opts, natsconn_on_error, NULL);
+	if (s != NATS_OK) {
+		log_error("nats options: %s", natsStatus_GetText(s));
+		goto fail;
+	}
+	s = natsConnection_Connect(nc, opts);
+	if (s == NATS_NOT_YET_CONNECTED) {
+		log_warn("nats: %s not reachable yet; retrying in the "
+		    "background", cfg->url);
+		s = NATS_OK;
+	}
+	if (s != NATS_OK) {
+		log_error("nats: cannot connect to %s: %s", cfg->url,
+		    natsStatus_GetText(s));
+		goto fail;
+	}
+	s = natsConnection_JetStream(js, *nc, jso);
+	if (s != NATS_OK) {
+		log_error("nats: JetStream context: %s", natsStatus_GetText(s));
+		goto fail;
+	}
+	natsOptions_Destroy(opts);
+	return 0;
+fail:
+	natsconn_close(*nc, *js, 0);
+	*nc = NULL;
+	*js = NULL;
+	natsOptions_Destroy(opts);
+	return -1;
+}
+
+void
+natsconn_close(natsConnection *nc, jsCtx *js, int64_t timeout_ms)
+{
+	if (nc != NULL && timeout_ms > 0 && natsconn_connected(nc))
+		(void)natsConnection_FlushTimeout(nc, timeout_ms);
+	jsCtx_Destroy(js);
+	if (nc != NULL) {
+		natsConnection_Close(nc);
+		natsConnection_Destroy(nc);
+	}
+}
+
+bool
+natsconn_connected(natsConnection *nc)
+{
+	return nc != NULL &&
+	    natsConnection_Status(nc) == NATS_CONN_STATUS_CONNECTED;
+}
+
+int
+natsconn_stream_ensure(jsCtx *js, long replicas)
+{
+	jsStreamConfig sc;
+	jsStreamInfo *si = NULL;
+	jsErrCode jerr = 0;
+	const char *subjects[] = {NATSCONN_SUBJECTS};
+	natsStatus s;
+
+	jsStreamConfig_Init(&sc);
+	sc.Name = NATSCONN_STREAM;
+	sc.Subjects = subjects;
+	sc.SubjectsLen = 1;
+	sc.Retention = js_LimitsPolicy;
+	sc.Storage = js_FileStorage;
+	sc.Replicas = replicas > 0 ? replicas : 1;
+	sc.Duplicates = (int64_t)NATSCONN_DUPLICATE_WINDOW_MS * 1000000;
+	sc.Description = "tally votes: one tally.v1.Vote per cast";
+
+	s = js_GetStreamInfo(&si, js, NATSCONN_STREAM, NULL, &jerr);
+	if (s == NATS_OK) {
+		/* Keep the operator's replica count; fix everything else. */
+		sc.Replicas = si->Config->Replicas;
+		jsStreamInfo_Destroy(si);
+		si = NULL;
+		s = js_UpdateStream(&si, js, &sc, NULL, &jerr);
+	} else if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) {
+		s = js_AddStream(&si, js, &sc, NULL, &jerr);
+		/* Another process may have created it in between. */
+		if (s != NATS_OK && jerr == JSStreamNameExistErr)
+			s = NATS_OK;
+	}
+	jsStreamInfo_Destroy(si);
+	if (s != NATS_OK) {
+		log_warn("nats: cannot create or update stream %s: %s "
+		    "(JetStream error %d)", NATSCONN_STREAM,
+		    natsStatus_GetText(s), (int)jerr);
+		return -1;
+	}
+	return 0;
+}
+
+void
+natsconn_subject(const char *poll, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s%s", NATSCONN_SUBJECT_PREFIX, poll);
+}
