@@ -36,15 +36,21 @@ httpd_start(const struct httpd_config *cfg, MHD_AccessHandlerCallback handle,
 		log_error("BIND_ADDR \"%s\" is not an IPv4 address", cfg->addr);
 		return NULL;
 	}
+	/* The pool option is passed only for a real pool: MHD warns on 0. */
+	struct MHD_OptionItem pool[] = {
+		{MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, NULL},
+		{MHD_OPTION_END, 0, NULL},
+	};
+	if (cfg->threads <= 1)
+		pool[0].option = MHD_OPTION_END;
 	d = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, handle, cls,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-	    MHD_OPTION_THREAD_POOL_SIZE,
-	    (unsigned)(cfg->threads > 1 ? cfg->threads : 0),
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->max_header_bytes,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
 	    MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
 	    MHD_OPTION_NOTIFY_COMPLETED, completed, cls,
+	    MHD_OPTION_ARRAY, pool,
 	    MHD_OPTION_END);
 	if (d == NULL)
 		log_error("cannot listen on %s:%ld (in use, or not allowed)",
