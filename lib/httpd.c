@@ -120,6 +120,10 @@ httpd_response_json(json_t *j, unsigned flags)
 
 static struct MHD_Response *
 httpd_response_verror(const char *code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static struct MHD_Response *
+httpd_response_verror(const char *code, const char *fmt, va_list ap)
 {
 	char msg[512];
 

@@ -1,0 +1,175 @@
+/*
+ * cast.c - check, publish, record: one vote from parse to answer.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "cast.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+static void cast_on_check(struct dedup_job *job, void *cls);
+static void cast_on_ack(struct publish_job *job, void *cls);
+static void cast_on_record(struct dedup_job *job, void *cls);
+
+static void
+cast_fail(struct request *r, const char *why)
+{
+	r->outcome = OUTCOME_UNAVAILABLE;
+	r->why = why;
+}
+
+bool
+cast_start(struct request *r)
+{
+	struct gateway *gw = r->gw;
+	struct timespec ts;
+
+	if (atomic_load(&gw->suspended) >= gw->cfg.max_in_flight) {
+		cast_fail(r, "too many votes in flight; retry shortly");
+		return false;
+	}
+	if (!r->has_idem && vote_cast_id_new(r->vote.cast_id) != 0) {
+		cast_fail(r, "no randomness for a cast id");
+		return false;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	r->vote.cast_unix_ms = (int64_t)ts.tv_sec * 1000 +
+	    ts.tv_nsec / 1000000;
+
+	memset(&r->dj, 0, sizeof(r->dj));
+	r->dj.op = DEDUP_OP_CHECK;
+	r->dj.poll = r->vote.poll;
+	r->dj.voter = r->vote.voter;
+	r->dj.option = r->vote.option;
+	r->dj.idem_key = r->has_idem ? r->vote.cast_id : NULL;
+	r->dj.done = cast_on_check;
+	r->dj.cls = r;
+	request_suspend(r);
+	if (dedup_submit(gw->dedup, &r->dj) != 0) {
+		cast_fail(r, "too many votes waiting for the dedup store");
+		request_resume(r);
+	}
+	return true;
+}
+
+/* Redis thread: decide between replay, unchanged and publish. */
+static void
+cast_on_check(struct dedup_job *job, void *cls)
+{
+	struct request *r = cls;
+	struct gateway *gw = r->gw;
+
+	if (job->status == DEDUP_UNAVAILABLE) {
+		cast_fail(r, "the dedup store is unavailable "
+		    "(DEDUP_FAIL_CLOSED)");
+		request_resume(r);
+		return;
+	}
+	if (job->idem_found != NULL) {
+		r->replay = job->idem_found;
+		job->idem_found = NULL;
+		r->outcome = OUTCOME_REPLAY;
+		metrics_inc(&gw->metrics.votes_idempotent);
+		request_resume(r);
+		return;
+	}
+	if (job->has_current && strcmp(job->current_option,
+	    r->vote.option) == 0) {
+		r->outcome = OUTCOME_UNCHANGED;
+		r->seq = job->current_seq;
+		metrics_inc(&gw->metrics.votes_unchanged);
+		request_resume(r);
+		return;
+	}
+	memset(&r->pj, 0, sizeof(r->pj));
+	r->pj.vote = &r->vote;
+	r->pj.done = cast_on_ack;
+	r->pj.cls = r;
+	if (publish_submit(gw->pub, &r->pj) != 0) {
+		switch (r->pj.status) {
+		case PUBLISH_FULL:
+			cast_fail(r, "too many votes waiting for the broker");
+			break;
+		case PUBLISH_DISCONNECTED:
+			cast_fail(r, "the broker is not connected");
+			break;
+		default:
+			cast_fail(r, "the broker refused the vote");
+			break;
+		}
+		request_resume(r);
+	}
+}
+
+/* nats.c thread: the PubAck (or its failure) is in. */
+static void
+cast_on_ack(struct publish_job *job, void *cls)
+{
+	struct request *r = cls;
+	struct gateway *gw = r->gw;
+
+	if (job->status != PUBLISH_OK) {
+		cast_fail(r, job->status == PUBLISH_TIMEOUT ?
+		    "the broker did not acknowledge the vote in time" :
+		    "the broker refused the vote");
+		request_resume(r);
+		return;
+	}
+	r->outcome = OUTCOME_ACCEPTED;
+	r->seq = job->seq;
+	r->duplicate = job->duplicate;
+	metrics_inc(job->duplicate ? &gw->metrics.votes_duplicate :
+	    &gw->metrics.votes_accepted);
+	if (r->has_idem) {
+		char body[1024];
+		size_t n = cast_answer_json(r, body, sizeof(body));
+		r->idem_answer = malloc(n + 5);
+		if (r->idem_answer != NULL)
+			snprintf(r->idem_answer, n + 5, "200 %s", body);
+	}
+	/* The dedup job finished its CHECK: reuse it to record. The answer
+	 * waits for the record so that a client's next request, even through
+	 * another gateway, sees this cast in Redis. */
+	r->dj.op = DEDUP_OP_RECORD;
+	r->dj.seq = job->seq;
+	r->dj.idem_answer = r->idem_answer;
+	r->dj.done = cast_on_record;
+	if (dedup_submit(gw->dedup, &r->dj) != 0) {
+		log_error("cast %s: dedup refused a record", r->vote.cast_id);
+		request_resume(r);
+	}
+}
+
+/* Redis thread: recorded (or kept for replay if Redis is down). */
+static void
+cast_on_record(struct dedup_job *job, void *cls)
+{
+	(void)job;
+	request_resume(cls);
+}
+
+size_t
+cast_answer_json(const struct request *r, char *out, size_t cap)
+{
+	int n;
+
+	/* Every id is a validated token ([A-Za-z0-9._:@-]): no escaping. */
+	if (r->outcome == OUTCOME_UNCHANGED)
+		n = snprintf(out, cap, "{\"status\":\"unchanged\",\"poll\":\"%s\","
+		    "\"option\":\"%s\",\"voter\":\"%s\",\"seq\":%llu}",
+		    r->vote.poll, r->vote.option, r->vote.voter,
+		    (unsigned long long)r->seq);
+	else
+		n = snprintf(out, cap, "{\"status\":\"accepted\",\"poll\":\"%s\","
+		    "\"option\":\"%s\",\"voter\":\"%s\",\"cast_id\":\"%s\","
+		    "\"seq\":%llu,\"duplicate\":%s}", r->vote.poll,
+		    r->vote.option, r->vote.voter, r->vote.cast_id,
+		    (unsigned long long)r->seq, r->duplicate ? "true" : "false");
+	if (n < 0)
+		return 0;
+	return (size_t)n < cap ? (size_t)n : cap - 1;
+}

@@ -1,0 +1,105 @@
+/*
+ * dedup: the gateway's Redis. One thread owns the hiredis context and serves
+ * a queue of jobs in batches: it pipelines every command of a batch
+ * (redisAppendCommand xN, then redisGetReply xN), so no HTTP thread ever
+ * waits for Redis and a round trip is paid per batch, not per vote.
+ *
+ * Keys:
+ *   tally:v:<poll>:<voter>  "<option>:<seq>", TTL DEDUP_TTL_S; written only
+ *                           through a Lua script that never lets a lower
+ *                           stream sequence replace a higher one
+ *   tally:idem:<key>        the first answer to an Idempotency-Key, 24 h
+ *   hits                    the /visits counter (the original app's key)
+ *
+ * Redis down: CHECK jobs come back DEDUP_BYPASS (fail-open) or
+ * DEDUP_UNAVAILABLE (fail-closed); the outage is logged once, and once more
+ * on recovery. RECORD jobs that could not be written are kept (bounded) and
+ * replayed on reconnect before any CHECK reads Redis again, so Redis is
+ * never read while it may be older than the stream; if the backlog
+ * overflows, every tally:v:* key is deleted on reconnect instead.
+ */
+#ifndef TALLY_GATEWAY_DEDUP_H
+#define TALLY_GATEWAY_DEDUP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gwmetrics.h"
+#include "vote.h"
+
+enum dedup_op {
+	DEDUP_OP_CHECK,  /* read the voter's current option (and idem answer) */
+	DEDUP_OP_RECORD, /* store option:seq if seq is higher (and idem answer) */
+	DEDUP_OP_INCR,   /* INCR hits */
+};
+
+enum dedup_status {
+	DEDUP_OK,          /* Redis answered */
+	DEDUP_BYPASS,      /* Redis unavailable; go on without it (fail-open) */
+	DEDUP_UNAVAILABLE, /* Redis unavailable and the caller must refuse */
+};
+
+/*
+ * One request to the Redis thread. The caller owns the job (typically
+ * inside its per-request state) and every string it points to; both must
+ * stay valid until done runs. done runs on the Redis thread, exactly once
+ * per accepted submission; after it returns the job is the caller's again.
+ */
+struct dedup_job {
+	enum dedup_op op;
+	const char *poll, *voter, *option; /* CHECK, RECORD */
+	const char *idem_key;    /* NULL: no Idempotency-Key */
+	const char *idem_answer; /* RECORD: answer to store under idem_key */
+	uint64_t seq;            /* RECORD: the stream sequence of the cast */
+
+	enum dedup_status status;
+	bool has_current;        /* CHECK: Redis knows the voter's option */
+	char current_option[VOTE_ID_MAX + 1];
+	uint64_t current_seq;
+	char *idem_found;        /* CHECK: stored answer, malloc'd; caller frees */
+	long long count;         /* INCR */
+
+	void (*done)(struct dedup_job *job, void *cls);
+	void *cls;
+	struct dedup_job *next;  /* private to dedup */
+};
+
+struct dedup_config {
+	const char *host;
+	long port;
+	const char *password;   /* AUTH when non-empty; never logged */
+	long timeout_ms;        /* connect and command timeout */
+	long ttl_s;             /* tally:v:* expiry */
+	long idem_ttl_s;        /* tally:idem:* expiry */
+	long queue_max;         /* CHECK and INCR jobs waiting; more: refused */
+	long batch_max;         /* jobs per pipelined batch */
+	long backlog_max;       /* unwritten RECORDs kept for replay */
+	bool fail_closed;       /* CHECK while Redis is down: UNAVAILABLE */
+};
+
+struct dedup;
+
+/* Starts the Redis thread (which connects in the background, so Redis may
+ * be down). cfg's strings are copied; m is borrowed. NULL on failure. */
+struct dedup *dedup_new(const struct dedup_config *cfg, struct gw_metrics *m)
+    __attribute__((warn_unused_result));
+
+/*
+ * Queues job. CHECK and INCR jobs are refused (-1) when queue_max jobs are
+ * waiting or the thread is stopping: answer 503. RECORD jobs are always
+ * taken (they finish votes already in the stream). Returns 0 or -1.
+ */
+int dedup_submit(struct dedup *d, struct dedup_job *job)
+    __attribute__((warn_unused_result));
+
+/* True while the last Redis exchange succeeded. Any thread. */
+bool dedup_up(struct dedup *d);
+
+/* Finishes every queued job, stops the thread, closes Redis. Accepts NULL. */
+void dedup_free(struct dedup *d);
+
+/* The Lua script that stores "option:seq" only over a lower seq (exposed
+ * for tests and docs). KEYS[1] key; ARGV option, seq, ttl_s. */
+extern const char dedup_record_script[];
+
+#endif

@@ -1,0 +1,110 @@
+/*
+ * gwconfig.c - the gateway's config table. docs/CONTRACTS.md lists the
+ * shared variables; the rest are the gateway's own (docs/API.md).
+ */
+#include <stddef.h>
+
+#include "config.h"
+#include "gateway.h"
+#include "log.h"
+
+#define E(name, type, field, def, lo, hi, flags, help) \
+	{name, type, offsetof(struct gw_config, field), def, lo, hi, flags, \
+	    help}
+
+static const struct config_entry gw_table[] = {
+	E("BIND_ADDR", CONFIG_STR, bind_addr, "127.0.0.1", 0, 0, 0,
+	    "IPv4 address to listen on (0.0.0.0 in containers)"),
+	E("BIND_PORT", CONFIG_INT, bind_port, "8080", 1, 65535, 0,
+	    "TCP port to listen on"),
+	E("LOG_LEVEL", CONFIG_STR, log_level, "info", 0, 0, 0,
+	    "debug, info (one access-log line per request), warn or error"),
+	E("HTTP_THREADS", CONFIG_INT, http_threads, "2", 1, 64, 0,
+	    "HTTP threads (1: one epoll thread; more: a pool)"),
+	E("MAX_CONNECTIONS", CONFIG_INT, max_connections, "20000", 1, 1000000,
+	    0, "open client connections; more are refused"),
+	E("MAX_HEADER_BYTES", CONFIG_INT, max_header_bytes, "16384", 4096,
+	    1048576, 0, "memory per connection for the request line and "
+	    "headers, in bytes (over: 431)"),
+	E("CONNECTION_TIMEOUT_S", CONFIG_INT, connection_timeout_s, "30", 1,
+	    3600, 0, "an idle or slow (slowloris) connection is closed after "
+	    "this many seconds"),
+	E("MAX_BODY_BYTES", CONFIG_INT, max_body_bytes, "4096", 64, 1048576, 0,
+	    "largest vote body, in bytes (over: 413)"),
+	E("NATS_URL", CONFIG_STR, nats_url, "nats://127.0.0.1:4222", 0, 0, 0,
+	    "comma-separated NATS server URLs"),
+	E("NATS_USER", CONFIG_STR, nats_user, "", 0, 0, 0,
+	    "NATS user name (with NATS_PASSWORD)"),
+	E("NATS_PASSWORD", CONFIG_STR, nats_password, "", 0, 0, CONFIG_SECRET,
+	    "NATS password"),
+	E("NATS_TOKEN", CONFIG_STR, nats_token, "", 0, 0, CONFIG_SECRET,
+	    "NATS token"),
+	E("NATS_TLS_CA", CONFIG_STR, nats_tls_ca, "", 0, 0, 0,
+	    "CA file; setting it turns TLS on"),
+	E("STREAM_REPLICAS", CONFIG_INT, stream_replicas, "1", 1, 5, 0,
+	    "replicas of stream VOTES when the gateway creates it"),
+	E("PUBLISH_TIMEOUT_MS", CONFIG_INT, publish_timeout_ms, "2000", 50,
+	    60000, 0, "wait this long for a PubAck, then answer 503"),
+	E("MAX_IN_FLIGHT", CONFIG_INT, max_in_flight, "8192", 1, 1000000, 0,
+	    "votes waiting for Redis or a PubAck; beyond it: 503"),
+	E("REDIS_HOST", CONFIG_STR, redis_host, "127.0.0.1", 0, 0, 0,
+	    "Redis host (dedup, idempotency, /visits)"),
+	E("REDIS_PORT", CONFIG_INT, redis_port, "6379", 1, 65535, 0,
+	    "Redis port"),
+	E("REDIS_PASSWORD", CONFIG_STR, redis_password, "", 0, 0,
+	    CONFIG_SECRET, "Redis AUTH password"),
+	E("REDIS_TIMEOUT_MS", CONFIG_INT, redis_timeout_ms, "500", 10, 60000,
+	    0, "Redis connect and command timeout"),
+	E("REDIS_BATCH_MAX", CONFIG_INT, redis_batch_max, "512", 1, 65536, 0,
+	    "jobs per pipelined Redis batch"),
+	E("DEDUP_TTL_S", CONFIG_INT, dedup_ttl_s, "604800", 60, 31536000, 0,
+	    "how long Redis remembers a voter's current option"),
+	E("IDEMPOTENCY_TTL_S", CONFIG_INT, idempotency_ttl_s, "86400", 60,
+	    31536000, 0, "how long an Idempotency-Key's answer is kept"),
+	E("DEDUP_FAIL_CLOSED", CONFIG_BOOL, dedup_fail_closed, "false", 0, 0,
+	    0, "Redis down: answer 503 instead of accepting without dedup"),
+	E("POLLS_FILE", CONFIG_STR, polls_file, "", 0, 0, 0,
+	    "JSON poll definitions; empty: one poll from OPTION_A/OPTION_B"),
+	E("OPTION_A", CONFIG_STR, option_a, "Cats", 0, 0, 0,
+	    "label of the default poll's option a"),
+	E("OPTION_B", CONFIG_STR, option_b, "Dogs", 0, 0, 0,
+	    "label of the default poll's option b"),
+	E("DRAIN_TIMEOUT_MS", CONFIG_INT, drain_timeout_ms, "10000", 0,
+	    600000, 0, "on SIGTERM, wait this long for votes in flight"),
+	E("RATE_LIMIT_PER_S", CONFIG_INT, rate_limit_per_s, "0", 0, 1000000,
+	    0, "vote requests per second per client address; 0: no limit"),
+	E("RATE_LIMIT_BURST", CONFIG_INT, rate_limit_burst, "20", 1, 1000000,
+	    0, "requests a client may send at once above the rate"),
+};
+
+#define GW_TABLE_N (sizeof(gw_table) / sizeof(gw_table[0]))
+
+int
+gwconfig_load(struct gw_config *cfg, int argc, char **argv, FILE *out,
+    FILE *err)
+{
+	enum log_level level;
+
+	switch (config_load(gw_table, GW_TABLE_N, cfg, argc, argv,
+	    "tally-gateway: the vote page, the vote API, dedup in Redis and "
+	    "JetStream publishing", out, err)) {
+	case CONFIG_OK:
+		break;
+	case CONFIG_HELP:
+		return 1;
+	case CONFIG_INVALID:
+		return -1;
+	}
+	if (log_level_parse(cfg->log_level, &level) != 0) {
+		fprintf(err, "LOG_LEVEL: \"%s\" is not debug, info, warn or "
+		    "error\n", cfg->log_level);
+		return -1;
+	}
+	return 0;
+}
+
+void
+gwconfig_fini(struct gw_config *cfg)
+{
+	config_fini(gw_table, GW_TABLE_N, cfg);
+}

@@ -1,0 +1,269 @@
+/*
+ * publish.c - async JetStream publish; PubAcks matched back to their jobs.
+ *
+ * nats.c 3.4.1 passes the AckHandler the original natsMsg but no per-message
+ * closure, so jobs are found through a small hash map keyed by the message
+ * pointer. An entry is added before the publish call (the ack may arrive
+ * before js_PublishMsgAsync returns) and removed by whoever finishes it.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "publish.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codec.h"
+#include "log.h"
+
+struct publisher {
+	struct publish_config cfg;
+	struct gw_metrics *metrics;
+	natsConnection *nc;
+	jsCtx *js;
+	long replicas;
+	_Atomic long pending;
+	_Atomic bool stream_ok;
+	_Atomic bool stopping;
+	pthread_t ensure_thread;
+	bool ensure_started;
+
+	pthread_mutex_t map_lock;
+	struct publish_job **buckets;
+	size_t nbuckets; /* a power of two */
+};
+
+static size_t
+publish_bucket(const struct publisher *p, const void *msg)
+{
+	uint64_t h = (uint64_t)(uintptr_t)msg >> 4;
+
+	h *= 0x9e3779b97f4a7c15ULL;
+	return (size_t)(h >> 32) & (p->nbuckets - 1);
+}
+
+static void
+publish_map_put(struct publisher *p, struct publish_job *job)
+{
+	size_t b = publish_bucket(p, job->msg);
+
+	pthread_mutex_lock(&p->map_lock);
+	job->next_in_bucket = p->buckets[b];
+	p->buckets[b] = job;
+	pthread_mutex_unlock(&p->map_lock);
+}
+
+/* Removes and returns the job publishing msg, or NULL. */
+static struct publish_job *
+publish_map_take(struct publisher *p, const void *msg)
+{
+	size_t b = publish_bucket(p, msg);
+	struct publish_job **pp, *job = NULL;
+
+	pthread_mutex_lock(&p->map_lock);
+	for (pp = &p->buckets[b]; *pp != NULL; pp = &(*pp)->next_in_bucket) {
+		if ((*pp)->msg == msg) {
+			job = *pp;
+			*pp = job->next_in_bucket;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&p->map_lock);
+	return job;
+}
+
+/* Runs on a nats.c thread for every PubAck, error or timeout. */
+static void
+publish_on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
+    void *closure)
+{
+	struct publisher *p = closure;
+	struct publish_job *job;
+
+	(void)js;
+	if (msg == NULL && pae != NULL)
+		msg = pae->Msg;
+	job = publish_map_take(p, msg);
+	natsMsg_Destroy(msg);
+	if (job == NULL)
+		return;
+	if (pa != NULL) {
+		job->status = PUBLISH_OK;
+		job->seq = pa->Sequence;
+		job->duplicate = pa->Duplicate;
+	} else {
+		natsStatus err = pae != NULL ? pae->Err : NATS_ERR;
+		job->status = err == NATS_TIMEOUT ? PUBLISH_TIMEOUT :
+		    PUBLISH_FAILED;
+		log_debug("publish %s: %s (JetStream error %d)",
+		    job->vote->cast_id, natsStatus_GetText(err),
+		    pae != NULL ? (int)pae->ErrCode : 0);
+	}
+	metrics_hist_observe(&p->metrics->publish_seconds,
+	    (double)(metrics_now_us() - job->started_us) / 1e6);
+	atomic_fetch_sub(&p->pending, 1);
+	job->done(job, job->cls);
+}
+
+static void
+publish_sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+/* Creates or verifies stream VOTES, retrying until it works: a gateway
+ * starts while NATS is down and becomes ready when NATS comes. */
+static void *
+publish_ensure_main(void *arg)
+{
+	struct publisher *p = arg;
+	bool warned = false;
+
+	while (!atomic_load(&p->stopping)) {
+		if (natsconn_connected(p->nc)) {
+			if (natsconn_stream_ensure(p->js, p->replicas) == 0) {
+				atomic_store(&p->stream_ok, true);
+				log_info("nats: stream %s ready", NATSCONN_STREAM);
+				break;
+			}
+			if (!warned)
+				log_warn("nats: stream %s not ready; retrying",
+				    NATSCONN_STREAM);
+			warned = true;
+		}
+		for (int i = 0; i < 10 && !atomic_load(&p->stopping); i++)
+			publish_sleep_ms(50);
+	}
+	return NULL;
+}
+
+struct publisher *
+publish_open(const struct publish_config *cfg,
+    const struct natsconn_config *nats, struct gw_metrics *m)
+{
+	struct publisher *p;
+	jsOptions jso;
+
+	p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return NULL;
+	p->cfg = *cfg;
+	p->metrics = m;
+	p->replicas = nats->stream_replicas;
+	pthread_mutex_init(&p->map_lock, NULL);
+	for (p->nbuckets = 1024; p->nbuckets < (size_t)cfg->max_pending * 2;)
+		p->nbuckets *= 2;
+	p->buckets = calloc(p->nbuckets, sizeof(*p->buckets));
+	if (p->buckets == NULL)
+		goto fail;
+
+	jsOptions_Init(&jso);
+	/* Our own cap (max_pending) answers 503 first; the library's is a
+	 * backstop that must never make a publish call stall for long. */
+	jso.PublishAsync.MaxPending = cfg->max_pending + 64;
+	jso.PublishAsync.StallWait = 10;
+	jso.PublishAsync.AckHandler = publish_on_ack;
+	jso.PublishAsync.AckHandlerClosure = p;
+	jso.Wait = 5000; /* stream management calls */
+	if (natsconn_open(nats, &jso, &p->nc, &p->js) != 0)
+		goto fail;
+	if (pthread_create(&p->ensure_thread, NULL, publish_ensure_main,
+	    p) != 0) {
+		log_error("nats: cannot start the stream thread");
+		goto fail;
+	}
+	p->ensure_started = true;
+	return p;
+fail:
+	publish_close(p, 0);
+	return NULL;
+}
+
+int
+publish_submit(struct publisher *p, struct publish_job *job)
+{
+	const struct vote *v = job->vote;
+	uint8_t payload[CODEC_VOTE_MAX_BYTES];
+	char subject[sizeof(NATSCONN_SUBJECT_PREFIX) + VOTE_ID_MAX];
+	natsMsg *msg = NULL;
+	jsPubOptions po;
+	size_t len;
+	natsStatus s;
+
+	if (!natsconn_connected(p->nc)) {
+		job->status = PUBLISH_DISCONNECTED;
+		return -1;
+	}
+	if (atomic_fetch_add(&p->pending, 1) >= p->cfg.max_pending) {
+		atomic_fetch_sub(&p->pending, 1);
+		job->status = PUBLISH_FULL;
+		return -1;
+	}
+	len = codec_vote_encode(v, payload, sizeof(payload));
+	natsconn_subject(v->poll, subject, sizeof(subject));
+	s = len > 0 ? natsMsg_Create(&msg, subject, NULL, (const char *)payload,
+	    (int)len) : NATS_ERR;
+	/* Readable copies for people using `nats stream view`. */
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(msg, "Content-Type",
+		    "application/x-protobuf");
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(msg, "Tally-Poll", v->poll);
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(msg, "Tally-Option", v->option);
+	if (s == NATS_OK) {
+		jsPubOptions_Init(&po);
+		po.MaxWait = p->cfg.timeout_ms;
+		po.MsgId = v->cast_id;
+		po.ExpectStream = NATSCONN_STREAM;
+		job->msg = msg;
+		job->started_us = metrics_now_us();
+		publish_map_put(p, job);
+		s = js_PublishMsgAsync(p->js, &msg, &po);
+		if (s != NATS_OK)
+			(void)publish_map_take(p, job->msg);
+	}
+	if (s != NATS_OK) {
+		natsMsg_Destroy(msg);
+		atomic_fetch_sub(&p->pending, 1);
+		job->status = s == NATS_TIMEOUT ? PUBLISH_FULL : PUBLISH_FAILED;
+		log_debug("publish %s: %s", v->cast_id, natsStatus_GetText(s));
+		return -1;
+	}
+	return 0;
+}
+
+bool
+publish_ready(struct publisher *p)
+{
+	return atomic_load(&p->stream_ok) && natsconn_connected(p->nc);
+}
+
+long
+publish_pending(struct publisher *p)
+{
+	return atomic_load(&p->pending);
+}
+
+void
+publish_close(struct publisher *p, long timeout_ms)
+{
+	if (p == NULL)
+		return;
+	while (timeout_ms > 0 && atomic_load(&p->pending) > 0) {
+		publish_sleep_ms(10);
+		timeout_ms -= 10;
+	}
+	atomic_store(&p->stopping, true);
+	if (p->ensure_started)
+		pthread_join(p->ensure_thread, NULL);
+	natsconn_close(p->nc, p->js, 1000);
+	free(p->buckets);
+	pthread_mutex_destroy(&p->map_lock);
+	free(p);
+}

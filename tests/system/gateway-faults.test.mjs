@@ -1,0 +1,158 @@
+// tally-gateway when Redis or NATS misbehave: the Redis sequence race,
+// Redis down (fail-open counts bypasses; fail-closed answers 503), and NATS
+// killed and restarted while votes flow (every 2xx is in the stream; while
+// NATS is down the answers are 503 within the publish timeout).
+import { test, before, after, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startStack, http, pool, waitFor, dumpLogs } from './harness.mjs';
+import { openStream, apiVote, metric, metricsText, newVoter } from './gateway-helpers.mjs';
+
+const T = { timeout: 120000 };
+let stack;
+let gw;
+
+before(async () => {
+  stack = await startStack();
+  gw = await stack.startGateway({ PUBLISH_TIMEOUT_MS: '1000' });
+  await waitFor(async () => (await http('GET', `${gw.url}/readyz`)).status === 200,
+    { timeoutMs: 20000, what: 'gateway /readyz' });
+});
+after(async () => { await stack?.stop(); });
+afterEach((t) => { if (!t.passed) dumpLogs(stack); });
+
+test('racing casts of one voter: Redis ends with the highest stream seq and its option', T, async () => {
+  const stream = await openStream(stack);
+  try {
+    for (let round = 0; round < 3; round++) {
+      const voter = newVoter('race');
+      const answers = await pool(120, 40, (i) => apiVote(gw, 'default', { voter, option: i % 2 ? 'a' : 'b' }));
+      const accepted = answers.filter((r) => r.status === 200 && r.json.status === 'accepted');
+      assert.ok(accepted.length > 0);
+      for (const r of answers) assert.equal(r.status, 200, r.body);
+      const top = accepted.reduce((m, r) => (r.json.seq > m.json.seq ? r : m));
+      const msg = await stream.get(top.json.seq);
+      assert.equal(msg.vote.voter, voter);
+      assert.equal(msg.vote.option, top.json.option);
+      // No message of this voter in the stream after the top accepted seq.
+      const n = await stream.count();
+      for (let seq = top.json.seq + 1; seq <= n; seq++) {
+        const m = await stream.get(seq);
+        assert.notEqual(m?.vote.voter, voter, `seq ${seq} belongs to ${voter} but was never answered`);
+      }
+      // Answers wait for the record, so Redis is current as soon as all are in.
+      assert.equal(await stack.redisCli('GET', `tally:v:default:${voter}`), `${top.json.option}:${top.json.seq}`);
+    }
+  } finally {
+    await stream.close();
+  }
+});
+
+test('Redis down: votes are still accepted (fail-open), bypasses counted, outage logged once', T, async () => {
+  const before = metric(await metricsText(gw), 'tally_gateway_dedup_bypass_total');
+  await stack.killRedis();
+  const answers = await pool(40, 8, (i) => apiVote(gw, 'default', { voter: newVoter('down'), option: i % 2 ? 'a' : 'b' }));
+  for (const r of answers) {
+    assert.equal(r.status, 200, r.body);
+    assert.equal(r.json.status, 'accepted');
+  }
+  const text = await metricsText(gw);
+  assert.ok(metric(text, 'tally_gateway_dedup_bypass_total') - before >= 40);
+  assert.match(text, /^tally_gateway_redis_up 0$/m);
+  const visits = await http('GET', `${gw.url}/visits`);
+  assert.equal(visits.status, 503);
+  assert.equal(visits.json.error, 'unavailable');
+  assert.ok(visits.headers['retry-after']);
+  const downLines = gw.logText().split('\n').filter((l) => /redis: .* unavailable/.test(l));
+  assert.equal(downLines.length, 1, downLines.join('\n'));
+  // A voter who changed their vote while Redis was away is not told
+  // "unchanged" from stale data once it is back.
+  await stack.startRedis();
+  await waitFor(async () => /redis_up 1/.test(await metricsText(gw)), { timeoutMs: 10000, what: 'redis back' });
+  assert.equal(gw.logText().split('\n').filter((l) => /redis: .* unavailable/.test(l)).length, 1);
+  const ok = await apiVote(gw, 'default', { voter: newVoter(), option: 'a' });
+  assert.equal(ok.status, 200);
+  assert.equal((await http('GET', `${gw.url}/visits`)).status, 200);
+});
+
+test('Redis down with DEDUP_FAIL_CLOSED=true: 503 with Retry-After', T, async () => {
+  const closed = await stack.startGateway({ DEDUP_FAIL_CLOSED: 'true' });
+  try {
+    await waitFor(async () => (await http('GET', `${closed.url}/readyz`)).status === 200, { what: 'readyz' });
+    assert.equal((await apiVote(closed, 'default', { voter: newVoter(), option: 'a' })).status, 200);
+    await stack.killRedis();
+    const r = await apiVote(closed, 'default', { voter: newVoter(), option: 'a' });
+    assert.equal(r.status, 503);
+    assert.equal(r.json.error, 'unavailable');
+    assert.equal(r.headers['retry-after'], '1');
+    assert.equal((await http('GET', `${closed.url}/readyz`)).status, 503);
+  } finally {
+    await stack.startRedis();
+    assert.equal(await closed.stop('SIGTERM'), 0);
+  }
+});
+
+test('a record missed while Redis was down is replayed before Redis is read again', T, async () => {
+  const voter = newVoter('stale');
+  const a = await apiVote(gw, 'default', { voter, option: 'a' });
+  assert.equal(a.json.status, 'accepted');
+  await stack.stopRedis();   // persistence is off: Redis comes back empty...
+  const b = await apiVote(gw, 'default', { voter, option: 'b' });
+  assert.equal(b.json.status, 'accepted');
+  await stack.startRedis();
+  // The record of b could not be written: it is replayed on reconnect
+  // (Redis came back empty, so only the replay can put b there).
+  await waitFor(async () => (await stack.redisCli('GET', `tally:v:default:${voter}`)) === `b:${b.json.seq}`,
+    { timeoutMs: 10000, what: 'the missed record replayed' });
+  const again = await apiVote(gw, 'default', { voter, option: 'a' });
+  assert.equal(again.json.status, 'accepted', 'a is a change from b, never "unchanged"');
+});
+
+test('NATS killed and restarted while votes flow: every 2xx is in the stream, 503s are prompt', T, async () => {
+  const results = [];
+  let stop = false;
+  const worker = async (w) => {
+    for (let i = 0; !stop; i++) {
+      const voter = newVoter(`n${w}-`);
+      const t0 = Date.now();
+      try {
+        const r = await apiVote(gw, 'default', { voter, option: i % 2 ? 'a' : 'b' }, { timeoutMs: 8000 });
+        results.push({ voter, status: r.status, json: r.json, ms: Date.now() - t0, headers: r.headers });
+      } catch (e) {
+        results.push({ voter, status: 0, error: String(e), ms: Date.now() - t0 });
+      }
+      if (results.length % 50 === 0) await sleep(1);
+    }
+  };
+  const workers = Array.from({ length: 8 }, (_, w) => worker(w));
+  await sleep(700);
+  await stack.killNats();
+  await sleep(1500);
+  await stack.startNats();
+  await waitFor(async () => (await http('GET', `${gw.url}/readyz`)).status === 200, { timeoutMs: 20000, what: 'readyz after NATS restart' });
+  await sleep(700);
+  stop = true;
+  await Promise.all(workers);
+
+  const ok = results.filter((r) => r.status === 200);
+  const refused = results.filter((r) => r.status === 503);
+  assert.ok(ok.length > 50, `accepted ${ok.length}`);
+  assert.ok(refused.length > 0, 'some votes were refused while NATS was down');
+  for (const r of results) assert.ok(r.status === 200 || r.status === 503, `status ${r.status} ${r.error || ''}`);
+  for (const r of refused) {
+    assert.equal(r.json.error, 'unavailable');
+    assert.equal(r.headers['retry-after'], '1');
+    assert.ok(r.ms < 1000 + 1500, `a 503 took ${r.ms} ms`);
+  }
+  const stream = await openStream(stack);
+  try {
+    for (const r of ok) {
+      const m = await stream.get(r.json.seq);
+      assert.ok(m, `seq ${r.json.seq} of an accepted vote is missing`);
+      assert.equal(m.msgId, r.json.cast_id);
+      assert.equal(m.vote.voter, r.voter);
+    }
+  } finally {
+    await stream.close();
+  }
+});
