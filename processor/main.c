@@ -1,7 +1,151 @@
+/*
+ * tally-processor - the durable pull consumer that stores votes in
+ * PostgreSQL: read config, connect NATS, make the store, serve health and
+ * metrics, run the worker until SIGTERM, tear down in reverse.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
+
+#include "config.h"
+#include "consumer.h"
+#include "endpoints.h"
+#include "log.h"
+#include "natsconn.h"
+#include "sig.h"
+#include "store.h"
+#include "worker.h"
+
+struct processor_config {
+	char *bind_addr;
+	long bind_port;
+	char *log_level;
+	char *nats_url, *nats_user, *nats_password, *nats_token, *nats_tls_ca;
+	long stream_replicas;
+	char *database_url;
+	long batch_max;
+	long fetch_wait_ms;
+	long ack_wait_s;
+	long max_ack_pending;
+	long max_deliver;
+	long max_backoff_ms;
+	long lag_refresh_ms;
+};
+
+#define F(x) offsetof(struct processor_config, x)
+static const struct config_entry processor_table[] = {
+	{"BIND_ADDR", CONFIG_STR, F(bind_addr), "127.0.0.1", 0, 0, 0,
+	    "address of the health/metrics port"},
+	{"BIND_PORT", CONFIG_INT, F(bind_port), "8082", 1, 65535, 0,
+	    "port of /healthz, /readyz and /metrics"},
+	{"LOG_LEVEL", CONFIG_STR, F(log_level), "info", 0, 0, 0,
+	    "debug, info, warn or error"},
+	{"NATS_URL", CONFIG_STR, F(nats_url), "nats://127.0.0.1:4222", 0, 0,
+	    0, "comma-separated NATS server URLs"},
+	{"NATS_USER", CONFIG_STR, F(nats_user), NULL, 0, 0, 0,
+	    "NATS user (with NATS_PASSWORD)"},
+	{"NATS_PASSWORD", CONFIG_STR, F(nats_password), NULL, 0, 0,
+	    CONFIG_SECRET, "NATS password"},
+	{"NATS_TOKEN", CONFIG_STR, F(nats_token), NULL, 0, 0, CONFIG_SECRET,
+	    "NATS token"},
+	{"NATS_TLS_CA", CONFIG_STR, F(nats_tls_ca), NULL, 0, 0, 0,
+	    "CA file; setting it turns TLS on"},
+	{"STREAM_REPLICAS", CONFIG_INT, F(stream_replicas), "1", 1, 5, 0,
+	    "replicas of stream VOTES when this creates it"},
+	{"DATABASE_URL", CONFIG_STR, F(database_url), NULL, 0, 0,
+	    CONFIG_SECRET, "libpq connection string; empty: PG* variables"},
+	{"BATCH_MAX", CONFIG_INT, F(batch_max), "1000", 1, 10000, 0,
+	    "messages per fetch and per transaction"},
+	{"FETCH_WAIT_MS", CONFIG_INT, F(fetch_wait_ms), "100", 1, 60000, 0,
+	    "longest wait for a batch to fill, in ms"},
+	{"ACK_WAIT_S", CONFIG_INT, F(ack_wait_s), "30", 1, 3600, 0,
+	    "consumer AckWait: redelivery after this many s without ack"},
+	{"MAX_ACK_PENDING", CONFIG_INT, F(max_ack_pending), "20000", 1,
+	    10000000, 0, "consumer MaxAckPending (all processors together)"},
+	{"MAX_DELIVER", CONFIG_INT, F(max_deliver), "-1", -1, 1000000, 0,
+	    "consumer MaxDeliver; -1 unlimited (see docs/PROCESSOR.md)"},
+	{"MAX_BACKOFF_MS", CONFIG_INT, F(max_backoff_ms), "5000", 100,
+	    600000, 0, "ceiling of reconnect and retry backoff, in ms"},
+	{"LAG_REFRESH_MS", CONFIG_INT, F(lag_refresh_ms), "2000", 100,
+	    600000, 0, "how often consumer lag is read, in ms"},
+};
+#undef F
+#define PROCESSOR_TABLE_N (sizeof(processor_table) / sizeof(processor_table[0]))
+
 int
-main(void)
+main(int argc, char **argv)
 {
-	fputs("not yet\n", stderr);
-	return 1;
+	struct processor_config cfg = {0};
+	struct worker w = {0};
+	struct store *store = NULL;
+	natsConnection *nc = NULL;
+	jsCtx *js = NULL;
+	struct MHD_Daemon *httpd = NULL;
+	enum log_level level;
+	int status = 1;
+
+	switch (config_load(processor_table, PROCESSOR_TABLE_N, &cfg, argc,
+	    argv, "tally-processor: stores votes from stream VOTES in "
+	    "PostgreSQL", stdout, stderr)) {
+	case CONFIG_OK:
+		break;
+	case CONFIG_HELP:
+		status = 0;
+		goto out;
+	default:
+		status = CONFIG_EXIT_INVALID;
+		goto out;
+	}
+	if (log_level_parse(cfg.log_level, &level) != 0) {
+		fprintf(stderr, "LOG_LEVEL: \"%s\" is not debug, info, warn "
+		    "or error\n", cfg.log_level);
+		status = CONFIG_EXIT_INVALID;
+		goto out;
+	}
+	log_init("processor", level);
+	sig_init();
+
+	struct natsconn_config ncfg = {
+		.url = cfg.nats_url, .user = cfg.nats_user,
+		.password = cfg.nats_password, .token = cfg.nats_token,
+		.tls_ca = cfg.nats_tls_ca, .name = "tally-processor",
+		.stream_replicas = cfg.stream_replicas,
+	};
+	struct consumer_config ccfg = {
+		.durable = "processor", .ack_wait_s = cfg.ack_wait_s,
+		.max_ack_pending = cfg.max_ack_pending,
+		.max_deliver = cfg.max_deliver,
+		.stream_replicas = cfg.stream_replicas,
+	};
+	struct worker_config wcfg = {
+		.batch_max = cfg.batch_max, .fetch_wait_ms = cfg.fetch_wait_ms,
+		.max_backoff_ms = cfg.max_backoff_ms,
+		.lag_refresh_ms = cfg.lag_refresh_ms,
+		.replicas = cfg.stream_replicas,
+	};
+
+	if (natsconn_open(&ncfg, NULL, &nc, &js) != 0)
+		goto out;
+	if ((store = store_new(cfg.database_url, "tally-processor",
+	    &w.m.pg_errors)) == NULL)
+		goto out;
+	if (worker_init(&w, &wcfg, nc, js, &ccfg, store) != 0)
+		goto out;
+	if ((httpd = endpoints_start(cfg.bind_addr, cfg.bind_port, &w)) == NULL)
+		goto out;
+	log_info("listening on %s:%ld; batches of up to %ld, fetch wait %ld "
+	    "ms", cfg.bind_addr, cfg.bind_port, cfg.batch_max,
+	    cfg.fetch_wait_ms);
+	if (worker_run(&w) != 0)
+		goto out;
+	log_info("stopped; in-flight batches committed and acked");
+	status = 0;
+out:
+	httpd_stop(httpd);
+	worker_fini(&w);
+	store_free(store);
+	natsconn_close(nc, js, 2000);
+	config_fini(processor_table, PROCESSOR_TABLE_N, &cfg);
+	return status;
 }

@@ -1,0 +1,317 @@
+/*
+ * store.c - one statement per batch: upsert by sequence, tally deltas,
+ * notify.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "store.h"
+
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch.h"
+#include "buf.h"
+#include "log.h"
+#include "pgconn.h"
+#include "schema.h"
+#include "sig.h"
+
+#define STORE_STATEMENT "tally_apply"
+
+/*
+ * The batch arrives as five parallel arrays holding one cast per (poll,
+ * voter), the highest seq, sorted by (poll, voter) (batch_latest): ON
+ * CONFLICT may touch a row only once per statement, and a fixed lock order
+ * keeps concurrent batches from deadlocking (when they do, the batch is
+ * retried). In DO UPDATE, v.* is the latest committed version of the row,
+ * read after its row lock, so prev_option = v.option is exact even while
+ * other processors commit on the same rows; an insert returns prev_option
+ * NULL. Tally deltas are +1 for the new option and -1 for the old one.
+ */
+static const char store_sql[] =
+    "WITH up AS ("
+    " INSERT INTO votes AS v (poll, voter, option, seq, prev_option,"
+    "  cast_at)"
+    " SELECT poll, voter, option, seq, NULL,"
+    "  CASE WHEN cast_ms > 0 THEN to_timestamp(cast_ms::float8 / 1000) END"
+    " FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[],"
+    "  $5::bigint[]) AS t(poll, voter, option, seq, cast_ms)"
+    " ON CONFLICT (poll, voter) DO UPDATE SET prev_option = v.option,"
+    "  option = EXCLUDED.option, seq = EXCLUDED.seq,"
+    "  cast_at = EXCLUDED.cast_at, updated_at = now()"
+    " WHERE v.seq < EXCLUDED.seq"
+    " RETURNING v.poll, v.option, v.prev_option"
+    "), delta AS ("
+    " SELECT poll, option, sum(d) AS d FROM ("
+    "  SELECT poll, option, 1 AS d FROM up"
+    "  UNION ALL"
+    "  SELECT poll, prev_option, -1 FROM up WHERE prev_option IS NOT NULL"
+    " ) x GROUP BY poll, option HAVING sum(d) <> 0"
+    "), tal AS ("
+    " INSERT INTO tallies AS t (poll, option, votes)"
+    " SELECT poll, option, d FROM delta ORDER BY poll, option"
+    " ON CONFLICT (poll, option) DO UPDATE SET votes = t.votes +"
+    "  EXCLUDED.votes"
+    " RETURNING t.poll"
+    ")"
+    " SELECT (SELECT count(*) FROM up),"
+    "  (SELECT count(*) FROM (SELECT pg_notify('tally_changed', poll)"
+    "   FROM (SELECT DISTINCT poll FROM tal) p) n)";
+
+/* Type oids of the binary array parameters (pg_type.h). */
+#define STORE_OID_TEXT 25
+#define STORE_OID_INT8 20
+#define STORE_OID_TEXT_ARRAY 1009
+#define STORE_OID_INT8_ARRAY 1016
+
+struct store {
+	char *conninfo;
+	char *application_name;
+	metrics_counter *pg_errors; /* borrowed, may be NULL */
+	PGconn *pg;
+	struct buf arr[5]; /* the array parameters, reused between batches */
+	const struct store_cast **latest; /* batch_latest's output */
+	size_t latest_cap;
+};
+
+struct store *
+store_new(const char *conninfo, const char *application_name,
+    metrics_counter *pg_errors)
+{
+	struct store *s;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	s->conninfo = strdup(conninfo != NULL ? conninfo : "");
+	s->application_name = strdup(application_name);
+	s->pg_errors = pg_errors;
+	for (size_t i = 0; i < 5; i++)
+		buf_init(&s->arr[i]);
+	if (s->conninfo == NULL || s->application_name == NULL) {
+		store_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void
+store_free(struct store *s)
+{
+	if (s == NULL)
+		return;
+	pgconn_close(s->pg);
+	for (size_t i = 0; i < 5; i++)
+		buf_fini(&s->arr[i]);
+	free(s->latest);
+	free(s->conninfo);
+	free(s->application_name);
+	free(s);
+}
+
+static void
+store_error(struct store *s)
+{
+	if (s->pg_errors != NULL)
+		metrics_inc(s->pg_errors);
+}
+
+/* Drops a broken connection so that store_connect makes a new one. */
+static void
+store_check_broken(struct store *s)
+{
+	if (s->pg != NULL && pgconn_broken(s->pg)) {
+		log_warn("postgres: connection lost; will reconnect");
+		pgconn_close(s->pg);
+		s->pg = NULL;
+	}
+}
+
+static const Oid store_types[5] = {STORE_OID_TEXT_ARRAY,
+    STORE_OID_TEXT_ARRAY, STORE_OID_TEXT_ARRAY, STORE_OID_INT8_ARRAY,
+    STORE_OID_INT8_ARRAY};
+
+int
+store_connect(struct store *s, long max_backoff_ms)
+{
+	long backoff_ms = 100;
+	PGresult *res;
+
+	while (s->pg == NULL) {
+		s->pg = pgconn_open_retry(s->conninfo, s->application_name,
+		    max_backoff_ms);
+		if (s->pg == NULL)
+			return -1; /* stop requested */
+		res = NULL;
+		if (schema_migrate(s->pg) < 0)
+			goto retry;
+		res = PQprepare(s->pg, STORE_STATEMENT, store_sql, 5,
+		    store_types);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			log_warn("postgres: prepare: %s",
+			    PQerrorMessage(s->pg));
+			goto retry;
+		}
+		PQclear(res);
+		log_info("postgres: connected; schema at version %d",
+		    schema_latest_version());
+		return 0;
+retry:
+		PQclear(res);
+		store_error(s);
+		pgconn_close(s->pg);
+		s->pg = NULL;
+		if (sig_sleep_ms(pgconn_jitter_ms(backoff_ms)))
+			return -1;
+		backoff_ms = backoff_ms * 2 < max_backoff_ms ? backoff_ms * 2 :
+		    max_backoff_ms;
+	}
+	return 0;
+}
+
+bool
+store_connected(const struct store *s)
+{
+	return s->pg != NULL && !pgconn_broken(s->pg);
+}
+
+static void
+store_put_u32(struct buf *b, uint32_t v)
+{
+	uint32_t be = htonl(v);
+
+	buf_append(b, &be, 4);
+}
+
+/* Starts a one-dimensional binary array of n elements of type oid (the
+ * wire format of array_send): no text parsing on the server. */
+static void
+store_array_begin(struct buf *b, Oid oid, size_t n)
+{
+	b->len = 0;
+	b->failed = 0;
+	store_put_u32(b, 1);           /* dimensions */
+	store_put_u32(b, 0);           /* no NULL elements */
+	store_put_u32(b, oid);         /* element type */
+	store_put_u32(b, (uint32_t)n); /* length */
+	store_put_u32(b, 1);           /* lower bound */
+}
+
+static void
+store_array_text(struct buf *b, const char *s)
+{
+	size_t len = strlen(s);
+
+	store_put_u32(b, (uint32_t)len);
+	buf_append(b, s, len);
+}
+
+static void
+store_array_int8(struct buf *b, int64_t v)
+{
+	uint64_t u = (uint64_t)v;
+
+	store_put_u32(b, 8);
+	store_put_u32(b, (uint32_t)(u >> 32));
+	store_put_u32(b, (uint32_t)u);
+}
+
+int
+store_apply(struct store *s, const struct store_cast *casts, size_t n,
+    struct store_result *res)
+{
+	static const int formats[5] = {1, 1, 1, 1, 1};
+	const char *params[5];
+	int lengths[5];
+	PGresult *r;
+	size_t m;
+	int rc = -1;
+
+	memset(res, 0, sizeof(*res));
+	if (n == 0)
+		return 0;
+	if (s->pg == NULL)
+		return -1;
+	if (n > s->latest_cap) {
+		const struct store_cast **p = realloc(s->latest,
+		    n * sizeof(*p));
+
+		if (p == NULL) {
+			log_error("store: out of memory for a batch of %zu", n);
+			return -1;
+		}
+		s->latest = p;
+		s->latest_cap = n;
+	}
+	m = batch_latest(casts, n, s->latest);
+	store_array_begin(&s->arr[0], STORE_OID_TEXT, m);
+	store_array_begin(&s->arr[1], STORE_OID_TEXT, m);
+	store_array_begin(&s->arr[2], STORE_OID_TEXT, m);
+	store_array_begin(&s->arr[3], STORE_OID_INT8, m);
+	store_array_begin(&s->arr[4], STORE_OID_INT8, m);
+	for (size_t i = 0; i < m; i++) {
+		const struct store_cast *c = s->latest[i];
+
+		store_array_text(&s->arr[0], c->vote.poll);
+		store_array_text(&s->arr[1], c->vote.voter);
+		store_array_text(&s->arr[2], c->vote.option);
+		store_array_int8(&s->arr[3], (int64_t)c->seq);
+		store_array_int8(&s->arr[4], c->vote.cast_unix_ms);
+	}
+	for (size_t i = 0; i < 5; i++) {
+		if (s->arr[i].failed) {
+			log_error("store: out of memory building a batch");
+			return -1;
+		}
+		params[i] = s->arr[i].data;
+		lengths[i] = (int)s->arr[i].len;
+	}
+	r = PQexecPrepared(s->pg, STORE_STATEMENT, 5, params, lengths, formats,
+	    0);
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+		res->rows_changed = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+		res->polls_changed = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
+		rc = 0;
+	} else {
+		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+
+		/* 40001/40P01: concurrent batches met; retrying is the fix. */
+		log_warn("postgres: apply batch of %zu (sqlstate %s): %s", n,
+		    state != NULL ? state : "none", PQerrorMessage(s->pg));
+		store_error(s);
+		store_check_broken(s);
+	}
+	PQclear(r);
+	return rc;
+}
+
+int
+store_apply_retry(struct store *s, const struct store_cast *casts, size_t n,
+    struct store_result *res, long max_backoff_ms, void (*waiting)(void *),
+    void *arg)
+{
+	long backoff_ms = 50;
+
+	for (;;) {
+		if (s->pg == NULL && store_connect(s, max_backoff_ms) != 0)
+			return -1;
+		if (store_apply(s, casts, n, res) == 0)
+			return 0;
+		if (waiting != NULL)
+			waiting(arg);
+		if (sig_sleep_ms(pgconn_jitter_ms(backoff_ms)))
+			return -1;
+		backoff_ms = backoff_ms * 2 < max_backoff_ms ? backoff_ms * 2 :
+		    max_backoff_ms;
+	}
+}
+
+int
+store_reset(struct store *s)
+{
+	if (s->pg == NULL)
+		return -1;
+	return pgconn_exec(s->pg, "TRUNCATE votes, tallies", "reset votes "
+	    "and tallies");
+}

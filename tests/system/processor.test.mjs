@@ -1,0 +1,164 @@
+// tally-processor against real nats-server and PostgreSQL: votes stored
+// once per (poll, voter) by stream sequence, tallies equal to a recount,
+// NOTIFY after COMMIT, poison terminated and dead-lettered, migrations safe
+// under concurrent starts, SIGTERM exits 0.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { startStack, dumpLogs, waitFor, pgBinDir } from './harness.mjs';
+import * as S from './processor_support.mjs';
+
+let stack;
+let nats;
+
+before(async () => {
+  stack = await startStack();
+  nats = await S.natsClient(stack.natsUrl);
+  await S.ensureStream(nats.jsm);
+});
+
+after(async () => {
+  if (nats) await nats.close();
+  if (stack) await stack.stop();
+});
+
+async function drained() {
+  await waitFor(async () => { try { return await S.consumerDrained(nats.jsm); } catch { return false; } },
+    { timeoutMs: 30000, what: 'consumer processor to drain' });
+}
+
+async function recountMatches() {
+  const { latest } = await S.readStream(nats.js, nats.jsm);
+  const rows = await S.dbVotes(stack);
+  const diffVotes = S.mapDiff(latest, rows, { what: 'votes' });
+  const diffTallies = S.mapDiff(S.tallyOf(latest), await S.dbTallies(stack), { what: 'tallies' });
+  return { diffVotes, diffTallies, latest, rows };
+}
+
+test('two processors started at once on an empty database both come up; each migration once', async (t) => {
+  try {
+    const [a, b] = await Promise.all([stack.startProcessor(), stack.startProcessor()]);
+    await waitFor(async () => (await fetch(`${a.url}/readyz`)).status === 200 && (await fetch(`${b.url}/readyz`)).status === 200,
+      { timeoutMs: 20000, what: 'both processors ready' });
+    const versions = await stack.psql('SELECT version, count(*) FROM schema_migrations GROUP BY version ORDER BY version');
+    assert.ok(versions.length >= 1, 'schema_migrations has rows');
+    for (const [v, n] of versions) assert.equal(n, '1', `migration ${v} recorded once`);
+    const tables = await stack.psql("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'");
+    assert.equal(tables[0][0], 'schema_migrations,tallies,votes');
+    assert.equal(await a.stop('SIGTERM'), 0);
+    assert.equal(await b.stop('SIGTERM'), 0);
+  } catch (e) { dumpLogs(stack); throw e; }
+});
+
+test('votes: latest cast by stream sequence wins; tallies equal a recount; NOTIFY per changed poll', async () => {
+  const p = await stack.startProcessor();
+  // A LISTEN session that prints every notification it receives.
+  const psql = spawn(path.join(pgBinDir(), 'psql'), ['-X', '-q', '-h', '127.0.0.1', '-p', String(stack.pgPort),
+    '-U', 'postgres', '-d', 'tally'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let heard = '';
+  psql.stdout.on('data', (d) => { heard += d; });
+  psql.stderr.on('data', (d) => { heard += d; });
+  psql.stdin.write('LISTEN tally_changed;\n');
+  try {
+    await new Promise((r) => setTimeout(r, 300));
+    // a -> b -> a for one voter, in separate batches (the stream order is the truth).
+    for (const option of ['a', 'b', 'a']) {
+      await S.publishVotes(nats.js, [{ poll: 'basic', voter: 'alice', option }]);
+      await drained();
+    }
+    const votes = [];
+    for (let i = 0; i < 300; i++) votes.push({ poll: 'basic', voter: `v${i}`, option: i % 3 === 0 ? 'b' : 'a' });
+    // Changes inside one batch too: v0..v9 (4 of them b, 6 a) flip to c.
+    for (let i = 0; i < 10; i++) votes.push({ poll: 'basic', voter: `v${i}`, option: 'c' });
+    votes.push({ poll: 'other', voter: 'alice', option: 'x' });
+    await S.publishVotes(nats.js, votes, { concurrency: 1 });
+    await drained();
+
+    const alice = await stack.psql("SELECT option FROM votes WHERE poll = 'basic' AND voter = 'alice'");
+    assert.deepEqual(alice, [['a']]);
+    const { diffVotes, diffTallies } = await recountMatches();
+    assert.equal(diffVotes, undefined);
+    assert.equal(diffTallies, undefined);
+    // The tallies table also equals a recount of the votes table itself.
+    const recount = await stack.psql(`SELECT count(*) FROM (
+      SELECT poll, option, count(*) AS n FROM votes GROUP BY 1, 2) r
+      FULL JOIN (SELECT * FROM tallies WHERE votes <> 0) t USING (poll, option)
+      WHERE r.n IS DISTINCT FROM t.votes`);
+    assert.equal(recount[0][0], '0');
+    const expected = await stack.psql("SELECT option, votes FROM tallies WHERE poll = 'basic' AND votes <> 0 ORDER BY 1");
+    assert.deepEqual(expected, [['a', String(200 - 6 + 1)], ['b', String(100 - 4)], ['c', '10']]);
+
+    // psql prints notifications when it next reads a command.
+    psql.stdin.write('SELECT 1;\n');
+    await waitFor(() => /tally_changed.*"basic"/.test(heard) && /tally_changed.*"other"/.test(heard),
+      { timeoutMs: 10000, what: 'NOTIFY tally_changed for basic and other' });
+    const m = await (await fetch(`${p.url}/metrics`)).text();
+    assert.ok(S.metric(m, 'tally_processor_votes_applied_total') >= 300, 'votes applied counted');
+    assert.ok(S.metric(m, 'tally_processor_batches_total') >= 4, 'batches counted');
+    assert.ok(S.metric(m, 'tally_processor_batch_size_count') >= 4, 'batch size histogram');
+    assert.ok(S.metric(m, 'tally_processor_batch_duration_seconds_count') >= 4, 'batch duration histogram');
+    assert.equal(S.metric(m, 'tally_processor_consumer_lag') !== undefined, true);
+  } catch (e) { dumpLogs(stack); throw e; } finally {
+    psql.stdin.end();
+    psql.kill();
+    await p.stop('SIGTERM');
+  }
+});
+
+test('poison: undecodable and invalid votes are terminated, counted, dead-lettered; later votes flow', async () => {
+  const p = await stack.startProcessor();
+  try {
+    const before = (await nats.jsm.streams.info('VOTES')).state.last_seq;
+    await S.publishVotes(nats.js, [
+      { raw: Buffer.from([0xff, 0xff, 0xff, 0xff]), subject: 'votes.basic' },
+      { poll: 'basic', voter: 'bad voter!', option: 'a' },      // invalid voter
+      { poll: 'basic', voter: 'ok1', option: 'NOT_LOWER' },     // invalid option
+      { poll: 'other', voter: 'ok1', option: 'a', subject: 'votes.basic' }, // poll differs from subject
+    ], { concurrency: 1 });
+    await S.publishVotes(nats.js, [{ poll: 'basic', voter: 'after-poison', option: 'b' }]);
+    await drained();
+    const rows = await stack.psql("SELECT option FROM votes WHERE voter = 'after-poison'");
+    assert.deepEqual(rows, [['b']]);
+    const bad = await stack.psql("SELECT count(*) FROM votes WHERE voter IN ('bad voter!', 'ok1')");
+    assert.equal(bad[0][0], '0');
+    const m = await (await fetch(`${p.url}/metrics`)).text();
+    assert.equal(S.metric(m, 'tally_processor_poison_total'), 4);
+    // Terminated, not redelivered: nothing pending on the consumer.
+    const ci = await nats.jsm.consumers.info('VOTES', 'processor');
+    assert.equal(ci.num_ack_pending, 0);
+    // Four copies on the dead-letter subject, with the error and original sequence.
+    const dlq = await nats.jsm.streams.info('VOTES_DLQ');
+    assert.equal(dlq.state.messages, 4);
+    const first = await nats.jsm.streams.getMessage('VOTES_DLQ', { seq: dlq.state.first_seq });
+    assert.equal(first.header.get('Tally-Error'), 'undecodable');
+    assert.equal(Number(first.header.get('Tally-Stream-Seq')), before + 1);
+    assert.deepEqual([...first.data], [0xff, 0xff, 0xff, 0xff]);
+    const log = p.logText();
+    assert.match(log, new RegExp(`poison message seq ${before + 1} `));
+  } catch (e) { dumpLogs(stack); throw e; } finally {
+    await p.stop('SIGTERM');
+  }
+});
+
+test('SIGTERM exits 0; --help exits 0; a bad setting exits 78', async () => {
+  const p = await stack.startProcessor();
+  await waitFor(async () => (await fetch(`${p.url}/readyz`)).status === 200, { timeoutMs: 15000, what: 'ready' });
+  await S.publishVotes(nats.js, [{ poll: 'basic', voter: 'late', option: 'a' }]);
+  assert.equal(await p.stop('SIGTERM'), 0);
+  const bin = path.join(process.env.TALLY_BIN_DIR || path.join(process.cwd(), 'build', 'bin'), 'tally-processor');
+  const run = (args, env = {}) => new Promise((resolve) => {
+    const c = spawn(bin, args, { env: { PATH: process.env.PATH, ...env } });
+    let out = '';
+    c.stdout.on('data', (d) => { out += d; });
+    c.stderr.on('data', (d) => { out += d; });
+    c.on('exit', (code) => resolve({ code, out }));
+  });
+  const help = await run(['--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.out, /BATCH_MAX/);
+  assert.match(help.out, /FETCH_WAIT_MS/);
+  const badEnv = await run([], { BATCH_MAX: 'lots' });
+  assert.equal(badEnv.code, 78);
+  assert.match(badEnv.out, /BATCH_MAX/);
+});
