@@ -48,7 +48,7 @@ reporter_raise_nofile(long *max_connections)
 		long fit = (long)rl.rlim_cur - REPORTER_SPARE_FDS;
 
 		log_warn("open-file limit %lu allows only %ld connections "
-		    "(HTTP_MAX_CONNECTIONS=%ld)", (unsigned long)rl.rlim_cur,
+		    "(MAX_CONNECTIONS=%ld)", (unsigned long)rl.rlim_cur,
 		    fit, *max_connections);
 		*max_connections = fit > 16 ? fit : 16;
 	}

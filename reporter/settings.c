@@ -31,20 +31,20 @@ const struct config_entry reporter_config_table[] = {
 	    "per poll, at most one update per this many ms (10/s)" },
 	{ "HTTP_THREADS", INT(http_threads), "1", 1, 64, 0,
 	    "HTTP event-loop threads (1: one epoll thread)" },
-	{ "HTTP_MAX_CONNECTIONS", INT(http_max_connections), "20000", 16,
+	{ "MAX_CONNECTIONS", INT(http_max_connections), "20000", 16,
 	    1000000, 0,
 	    "open HTTP connections (event streams included); the file "
 	    "limit is raised to fit" },
-	{ "HTTP_TIMEOUT_S", INT(http_timeout_s), "60", 1, 3600, 0,
+	{ "CONNECTION_TIMEOUT_S", INT(http_timeout_s), "60", 1, 3600, 0,
 	    "idle or stalled connection timeout, in s (parked streams are "
 	    "exempt)" },
-	{ "HTTP_CONNECTION_BYTES", INT(http_connection_bytes), "8192", 4096,
+	{ "MAX_HEADER_BYTES", INT(http_connection_bytes), "8192", 4096,
 	    1048576, 0,
 	    "memory per connection for request headers and the answer's "
 	    "send buffer, in bytes (event streams are most of the memory)" },
-	{ "PG_MAX_BACKOFF_MS", INT(pg_max_backoff_ms), "5000", 100, 600000, 0,
+	{ "MAX_BACKOFF_MS", INT(pg_max_backoff_ms), "5000", 100, 600000, 0,
 	    "PostgreSQL reconnect backoff cap, in ms" },
-	{ "SHUTDOWN_GRACE_MS", INT(shutdown_grace_ms), "3000", 0, 600000, 0,
+	{ "DRAIN_TIMEOUT_MS", INT(shutdown_grace_ms), "3000", 0, 600000, 0,
 	    "on SIGTERM, how long to let event streams close, in ms" },
 };
 

@@ -14,7 +14,7 @@ const stack = await startStack();
 try {
   await stack.psql('CREATE TABLE tallies (poll text NOT NULL, option text NOT NULL, votes bigint NOT NULL DEFAULT 0, PRIMARY KEY (poll, option))');
   await stack.psql("INSERT INTO tallies VALUES ('default', 'a', 0), ('default', 'b', 0)");
-  const rep = await stack.startReporter({ HTTP_MAX_CONNECTIONS: String(clients + 1000), LOG_LEVEL: 'warn' });
+  const rep = await stack.startReporter({ MAX_CONNECTIONS: String(clients + 1000), LOG_LEVEL: 'warn' });
   const r = spawnSync(bench, ['--port', String(rep.port), '--clients', String(clients), '--rounds', String(rounds),
     '--conninfo', stack.databaseUrl, '--pid', String(rep.pid)], { stdio: 'inherit' });
   const m = await fetch(`${rep.url}/metrics`).then((x) => x.text());
