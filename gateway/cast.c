@@ -152,24 +152,51 @@ cast_on_record(struct dedup_job *job, void *cls)
 	request_resume(cls);
 }
 
+/* Appends s to out[*n..cap), always leaving room for the NUL. */
+static void
+cast_put(char *out, size_t cap, size_t *n, const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len > cap - 1 - *n)
+		len = cap - 1 - *n;
+	memcpy(out + *n, s, len);
+	*n += len;
+	out[*n] = '\0';
+}
+
 size_t
 cast_answer_json(const struct request *r, char *out, size_t cap)
 {
-	int n;
+	char seq[24];
+	size_t n = 0;
 
-	/* Every id is a validated token ([A-Za-z0-9._:@-]): no escaping. */
-	if (r->outcome == OUTCOME_UNCHANGED)
-		n = snprintf(out, cap, "{\"status\":\"unchanged\",\"poll\":\"%s\","
-		    "\"option\":\"%s\",\"voter\":\"%s\",\"seq\":%llu}",
-		    r->vote.poll, r->vote.option, r->vote.voter,
-		    (unsigned long long)r->seq);
-	else
-		n = snprintf(out, cap, "{\"status\":\"accepted\",\"poll\":\"%s\","
-		    "\"option\":\"%s\",\"voter\":\"%s\",\"cast_id\":\"%s\","
-		    "\"seq\":%llu,\"duplicate\":%s}", r->vote.poll,
-		    r->vote.option, r->vote.voter, r->vote.cast_id,
-		    (unsigned long long)r->seq, r->duplicate ? "true" : "false");
-	if (n < 0)
+	if (cap == 0)
 		return 0;
-	return (size_t)n < cap ? (size_t)n : cap - 1;
+	out[0] = '\0';
+	snprintf(seq, sizeof(seq), "%llu", (unsigned long long)r->seq);
+	/* Every id is a validated token ([A-Za-z0-9._:@-]): no escaping.
+	 * Built by pieces: one snprintf of the whole answer cost more than
+	 * the rest of the answer's work. */
+	cast_put(out, cap, &n, r->outcome == OUTCOME_UNCHANGED ?
+	    "{\"status\":\"unchanged\",\"poll\":\"" :
+	    "{\"status\":\"accepted\",\"poll\":\"");
+	cast_put(out, cap, &n, r->vote.poll);
+	cast_put(out, cap, &n, "\",\"option\":\"");
+	cast_put(out, cap, &n, r->vote.option);
+	cast_put(out, cap, &n, "\",\"voter\":\"");
+	cast_put(out, cap, &n, r->vote.voter);
+	if (r->outcome == OUTCOME_UNCHANGED) {
+		cast_put(out, cap, &n, "\",\"seq\":");
+		cast_put(out, cap, &n, seq);
+		cast_put(out, cap, &n, "}");
+		return n;
+	}
+	cast_put(out, cap, &n, "\",\"cast_id\":\"");
+	cast_put(out, cap, &n, r->vote.cast_id);
+	cast_put(out, cap, &n, "\",\"seq\":");
+	cast_put(out, cap, &n, seq);
+	cast_put(out, cap, &n, r->duplicate ? ",\"duplicate\":true}" :
+	    ",\"duplicate\":false}");
+	return n;
 }

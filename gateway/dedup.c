@@ -13,16 +13,38 @@
 #include <string.h>
 #include <time.h>
 
+#include "buf.h"
 #include "log.h"
 
+/* One call records a whole batch: Redis runs a script's commands without
+ * interleaving, and a script call costs ~10 us of Redis time whatever its
+ * size, so one call per vote was most of Redis's CPU per vote. A plain
+ * find of the first ':' (option ids have none) is ~15% cheaper per key
+ * than a pattern match. */
 const char dedup_record_script[] =
-    "local cur = redis.call('GET', KEYS[1])\n"
-    "if cur then\n"
-    "  local s = tonumber(string.match(cur, ':(%d+)$'))\n"
-    "  if s and s >= tonumber(ARGV[2]) then return 0 end\n"
+    "local out = {}\n"
+    "local ttl = ARGV[1]\n"
+    "local call = redis.call\n"
+    "for i = 1, #KEYS do\n"
+    "  local key = KEYS[i]\n"
+    "  local seq = ARGV[2 * i + 1]\n"
+    "  local cur = call('GET', key)\n"
+    "  local s = cur and tonumber(string.sub(cur,\n"
+    "    (string.find(cur, ':', 1, true) or 0) + 1))\n"
+    "  if s and s >= tonumber(seq) then\n"
+    "    out[i] = 0\n"
+    "  else\n"
+    "    call('SET', key, ARGV[2 * i] .. ':' .. seq, 'EX', ttl)\n"
+    "    out[i] = 1\n"
+    "  end\n"
     "end\n"
-    "redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[2], 'EX', ARGV[3])\n"
-    "return 1\n";
+    "return out\n";
+
+/* Longest key: "tally:v:" poll ":" voter, or "tally:idem:" key. */
+#define DEDUP_KEY_MAX (16 + VOTE_ID_MAX + VOTE_TOKEN_MAX)
+/* Keys per EVALSHA: Redis serves nobody else while a script runs, so a
+ * call is kept to about a millisecond. */
+#define DEDUP_SCRIPT_KEYS_MAX 128
 
 /* A RECORD that Redis did not take, kept for replay on reconnect. */
 struct dedup_pending {
@@ -43,6 +65,7 @@ struct dedup {
 	struct dedup_job *head, *tail; /* queue, under lock */
 	long queued_bounded;           /* CHECK + INCR jobs queued */
 	bool stopping;
+	bool sleeping;                 /* in a cond wait, not yet signalled */
 
 	/* Redis thread only from here on. */
 	redisContext *ctx;
@@ -54,6 +77,20 @@ struct dedup {
 	bool need_flush;                /* backlog overflowed: delete tally:v:* */
 	bool was_up;                    /* for logging once per outage */
 	_Atomic bool up;
+
+	/* A batch's command arguments, built here and copied into hiredis's
+	 * output buffer by each append, so one set serves every command. */
+	char (*keys)[DEDUP_KEY_MAX];    /* 2 * batch_max */
+	char (*nums)[24];               /* batch_max: seqs as text */
+	const char **argv;              /* 3 * batch_max + 8 */
+	struct buf resp;                /* a batch's commands, RESP-encoded */
+};
+
+/* Jobs taken from the queue together, and which of them Redis answered. */
+struct dedup_batch {
+	struct dedup_job **jobs;        /* batch_max */
+	bool *ok;                       /* batch_max */
+	size_t n;
 };
 
 static uint64_t
@@ -67,8 +104,12 @@ dedup_now_ms(void)
 
 /* Marks Redis down after a failure: log once per outage, retry later. */
 static void
-dedup_lost(struct dedup *d, const char *why)
+dedup_lost(struct dedup *d, const char *why_in)
 {
+	char why[128];
+
+	/* why_in is often d->ctx->errstr, which redisFree frees. */
+	snprintf(why, sizeof(why), "%s", why_in);
 	metrics_inc(&d->metrics->dedup_errors);
 	if (d->ctx != NULL) {
 		redisFree(d->ctx);
@@ -135,9 +176,9 @@ dedup_catch_up(struct dedup *d)
 		struct dedup_pending *p = d->backlog;
 		redisReply *r;
 
-		r = dedup_command(d, "EVALSHA", "EVALSHA %s 1 %s %s %llu %ld",
-		    d->sha, p->key, p->option, (unsigned long long)p->seq,
-		    d->cfg.ttl_s);
+		r = dedup_command(d, "EVALSHA", "EVALSHA %s 1 %s %ld %s %llu",
+		    d->sha, p->key, d->cfg.ttl_s, p->option,
+		    (unsigned long long)p->seq);
 		if (r == NULL)
 			return -1;
 		freeReplyObject(r);
@@ -252,44 +293,6 @@ dedup_keep(struct dedup *d, const struct dedup_job *j)
 	d->backlog_len++;
 }
 
-/* Number of replies job's commands produce. */
-static int
-dedup_append(struct dedup *d, struct dedup_job *j)
-{
-	int n = 0;
-
-	switch (j->op) {
-	case DEDUP_OP_CHECK:
-		if (j->idem_key != NULL) {
-			redisAppendCommand(d->ctx, "GET tally:idem:%s",
-			    j->idem_key);
-			n++;
-		}
-		redisAppendCommand(d->ctx, "GET tally:v:%s:%s", j->poll,
-		    j->voter);
-		n++;
-		break;
-	case DEDUP_OP_RECORD:
-		redisAppendCommand(d->ctx, "EVALSHA %s 1 tally:v:%s:%s %s %llu %ld",
-		    d->sha, j->poll, j->voter, j->option,
-		    (unsigned long long)j->seq, d->cfg.ttl_s);
-		n++;
-		if (j->idem_key != NULL && j->idem_answer != NULL) {
-			redisAppendCommand(d->ctx,
-			    "SET tally:idem:%s %b EX %ld NX", j->idem_key,
-			    j->idem_answer, strlen(j->idem_answer),
-			    d->cfg.idem_ttl_s);
-			n++;
-		}
-		break;
-	case DEDUP_OP_INCR:
-		redisAppendCommand(d->ctx, "INCR hits");
-		n++;
-		break;
-	}
-	return n;
-}
-
 /* Reads one reply; NULL after a connection failure (Redis marked down). */
 static redisReply *
 dedup_reply(struct dedup *d)
@@ -324,69 +327,10 @@ dedup_parse_current(struct dedup_job *j, const redisReply *r)
 	j->has_current = true;
 }
 
-/* Reads job's replies and sets its result. A failed read leaves Redis
- * down; the job is then finished as if Redis had been down from the start. */
+/* Finishes a job without Redis. */
 static void
-dedup_read(struct dedup *d, struct dedup_job *j)
+dedup_fail(struct dedup *d, struct dedup_job *j)
 {
-	redisReply *r;
-	bool ok = true;
-
-	switch (j->op) {
-	case DEDUP_OP_CHECK:
-		if (j->idem_key != NULL) {
-			if ((r = dedup_reply(d)) == NULL) {
-				ok = false;
-			} else {
-				if (r->type == REDIS_REPLY_STRING)
-					j->idem_found = strdup(r->str);
-				freeReplyObject(r);
-			}
-		}
-		if ((r = dedup_reply(d)) == NULL) {
-			ok = false;
-		} else {
-			dedup_parse_current(j, r);
-			freeReplyObject(r);
-		}
-		break;
-	case DEDUP_OP_RECORD:
-		if ((r = dedup_reply(d)) == NULL) {
-			ok = false;
-		} else {
-			if (r->type == REDIS_REPLY_ERROR) {
-				/* NOSCRIPT after a Redis restart, or worse:
-				 * keep the record, reconnect, replay. */
-				char why[160];
-				snprintf(why, sizeof(why), "EVALSHA: %.120s",
-				    r->str);
-				freeReplyObject(r);
-				dedup_lost(d, why);
-				ok = false;
-			} else {
-				freeReplyObject(r);
-			}
-		}
-		if (j->idem_key != NULL && j->idem_answer != NULL &&
-		    (r = dedup_reply(d)) != NULL)
-			freeReplyObject(r);
-		break;
-	case DEDUP_OP_INCR:
-		if ((r = dedup_reply(d)) == NULL) {
-			ok = false;
-		} else {
-			if (r->type == REDIS_REPLY_INTEGER)
-				j->count = r->integer;
-			else
-				ok = false;
-			freeReplyObject(r);
-		}
-		break;
-	}
-	if (ok) {
-		j->status = DEDUP_OK;
-		return;
-	}
 	j->has_current = false;
 	free(j->idem_found);
 	j->idem_found = NULL;
@@ -400,104 +344,420 @@ dedup_read(struct dedup *d, struct dedup_job *j)
 	}
 }
 
-/* Finishes a job without Redis. */
-static void
-dedup_fail(struct dedup *d, struct dedup_job *j)
+/* Writes u in decimal at out (24 bytes suffice); returns the length. */
+static size_t
+dedup_utoa(char *out, unsigned long long u)
 {
-	j->has_current = false;
-	j->idem_found = NULL;
-	if (j->op == DEDUP_OP_RECORD) {
-		dedup_keep(d, j);
-		j->status = DEDUP_BYPASS;
-	} else if (j->op == DEDUP_OP_INCR || d->cfg.fail_closed) {
-		j->status = DEDUP_UNAVAILABLE;
-	} else {
-		j->status = DEDUP_BYPASS;
+	char tmp[24];
+	size_t n = 0, len;
+
+	do {
+		tmp[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u > 0);
+	for (len = 0; n > 0; len++)
+		out[len] = tmp[--n];
+	out[len] = '\0';
+	return len;
+}
+
+/* "<prefix><a>[:<b>]" into out (DEDUP_KEY_MAX bytes; ids are validated
+ * and short, so it always fits). */
+static void
+dedup_key(char *out, const char *prefix, const char *a, const char *b)
+{
+	size_t n = strlen(prefix), la = strlen(a);
+
+	memcpy(out, prefix, n);
+	memcpy(out + n, a, la);
+	n += la;
+	if (b != NULL) {
+		size_t lb = strlen(b);
+		out[n++] = ':';
+		memcpy(out + n, b, lb);
+		n += lb;
+	}
+	out[n] = '\0';
+}
+
+/* Appends d->argv[0..argc) to d->resp as one RESP command. By hand: the
+ * hiredis formatter spent ~5,000 instructions a vote on it. */
+static void
+dedup_resp_argv(struct dedup *d, size_t argc)
+{
+	char num[32];
+	size_t n;
+
+	num[0] = '*';
+	n = 1 + dedup_utoa(num + 1, argc);
+	buf_append(&d->resp, num, n);
+	buf_append(&d->resp, "\r\n", 2);
+	for (size_t i = 0; i < argc; i++) {
+		size_t len = strlen(d->argv[i]);
+		num[0] = '$';
+		n = 1 + dedup_utoa(num + 1, len);
+		buf_append(&d->resp, num, n);
+		buf_append(&d->resp, "\r\n", 2);
+		buf_append(&d->resp, d->argv[i], len);
+		buf_append(&d->resp, "\r\n", 2);
+	}
+}
+
+/*
+ * One batch is a handful of commands whatever its size, written in one go
+ * and answered in order:
+ *
+ *   EVALSHA record n key.. ttl option seq ..   per 128 RECORDs
+ *   SET tally:idem:<key> answer EX ttl NX      per RECORD with a key
+ *   MGET [tally:idem:<key>] tally:v:<p>:<v> .. all CHECKs
+ *   INCR hits                                  per INCR
+ *
+ * RECORDs go first so that a CHECK in the same batch reads them. Redis
+ * pays its per-command and per-script costs once per batch, not per vote.
+ */
+static void
+dedup_append_records(struct dedup *d, struct dedup_job **batch, size_t n)
+{
+	char nkeys[16], ttl[24];
+	size_t i = 0;
+
+	snprintf(ttl, sizeof(ttl), "%ld", d->cfg.ttl_s);
+	while (i < n) {
+		size_t k = 0, first = i, argc;
+
+		for (; i < n && k < DEDUP_SCRIPT_KEYS_MAX; i++) {
+			struct dedup_job *j = batch[i];
+			if (j->op != DEDUP_OP_RECORD)
+				continue;
+			dedup_key(d->keys[k], "tally:v:", j->poll, j->voter);
+			dedup_utoa(d->nums[k], j->seq);
+			k++;
+		}
+		if (k == 0)
+			break;
+		snprintf(nkeys, sizeof(nkeys), "%zu", k);
+		d->argv[0] = "EVALSHA";
+		d->argv[1] = d->sha;
+		d->argv[2] = nkeys;
+		for (size_t x = 0; x < k; x++)
+			d->argv[3 + x] = d->keys[x];
+		d->argv[3 + k] = ttl;
+		argc = 4 + k;
+		for (size_t x = first, y = 0; x < i; x++) {
+			if (batch[x]->op != DEDUP_OP_RECORD)
+				continue;
+			d->argv[argc++] = batch[x]->option;
+			d->argv[argc++] = d->nums[y++];
+		}
+		dedup_resp_argv(d, argc);
+	}
+	snprintf(ttl, sizeof(ttl), "%ld", d->cfg.idem_ttl_s);
+	for (i = 0; i < n; i++) {
+		struct dedup_job *j = batch[i];
+		if (j->op != DEDUP_OP_RECORD || j->idem_key == NULL ||
+		    j->idem_answer == NULL)
+			continue;
+		dedup_key(d->keys[0], "tally:idem:", j->idem_key, NULL);
+		d->argv[0] = "SET";
+		d->argv[1] = d->keys[0];
+		d->argv[2] = j->idem_answer;
+		d->argv[3] = "EX";
+		d->argv[4] = ttl;
+		d->argv[5] = "NX";
+		dedup_resp_argv(d, 6);
 	}
 }
 
 static void
-dedup_run_batch(struct dedup *d, struct dedup_job **batch, size_t n)
+dedup_append_checks(struct dedup *d, struct dedup_job **batch, size_t n)
 {
-	bool usable = dedup_ensure(d);
+	size_t argc = 1, k = 0;
 
-	if (usable) {
-		/* Whole batch out in one write, then the replies in order. */
-		for (size_t i = 0; i < n; i++)
-			dedup_append(d, batch[i]);
-		for (size_t i = 0; i < n; i++) {
-			if (d->ctx != NULL)
-				dedup_read(d, batch[i]);
-			else
-				dedup_fail(d, batch[i]);
+	d->argv[0] = "MGET";
+	for (size_t i = 0; i < n; i++) {
+		struct dedup_job *j = batch[i];
+		if (j->op != DEDUP_OP_CHECK)
+			continue;
+		if (j->idem_key != NULL) {
+			dedup_key(d->keys[k], "tally:idem:", j->idem_key,
+			    NULL);
+			d->argv[argc++] = d->keys[k++];
 		}
-	} else {
-		for (size_t i = 0; i < n; i++)
-			dedup_fail(d, batch[i]);
+		dedup_key(d->keys[k], "tally:v:", j->poll, j->voter);
+		d->argv[argc++] = d->keys[k++];
+	}
+	if (argc > 1)
+		dedup_resp_argv(d, argc);
+	for (size_t i = 0; i < n; i++) {
+		if (batch[i]->op != DEDUP_OP_INCR)
+			continue;
+		d->argv[0] = "INCR";
+		d->argv[1] = "hits";
+		dedup_resp_argv(d, 2);
+	}
+}
+
+/* Reads the EVALSHA and SET replies; sets ok[i] for each RECORD stored. */
+static void
+dedup_read_records(struct dedup *d, struct dedup_job **batch, size_t n,
+    bool *ok)
+{
+	size_t i = 0;
+	redisReply *r;
+
+	while (i < n) {
+		size_t k = 0, first = i;
+		bool stored;
+
+		for (; i < n && k < DEDUP_SCRIPT_KEYS_MAX; i++)
+			if (batch[i]->op == DEDUP_OP_RECORD)
+				k++;
+		if (k == 0)
+			break;
+		if ((r = dedup_reply(d)) == NULL)
+			continue;
+		stored = r->type == REDIS_REPLY_ARRAY && r->elements == k;
+		if (!stored) {
+			/* NOSCRIPT after a Redis restart, or worse: keep the
+			 * records, reconnect, replay. */
+			char why[160];
+			snprintf(why, sizeof(why), "EVALSHA: %.120s",
+			    r->type == REDIS_REPLY_ERROR ? r->str :
+			    "unexpected reply");
+			freeReplyObject(r);
+			dedup_lost(d, why);
+			continue;
+		}
+		freeReplyObject(r);
+		for (size_t x = first; x < i; x++)
+			if (batch[x]->op == DEDUP_OP_RECORD)
+				ok[x] = true;
+	}
+	for (i = 0; i < n; i++) {
+		struct dedup_job *j = batch[i];
+		if (j->op == DEDUP_OP_RECORD && j->idem_key != NULL &&
+		    j->idem_answer != NULL && (r = dedup_reply(d)) != NULL)
+			freeReplyObject(r);
+	}
+}
+
+/* Reads the MGET and INCR replies; sets ok[i] for each job answered. */
+static void
+dedup_read_checks(struct dedup *d, struct dedup_job **batch, size_t n,
+    bool *ok)
+{
+	size_t want = 0, e = 0;
+	redisReply *r;
+
+	for (size_t i = 0; i < n; i++)
+		if (batch[i]->op == DEDUP_OP_CHECK)
+			want += batch[i]->idem_key != NULL ? 2 : 1;
+	if (want > 0 && (r = dedup_reply(d)) != NULL) {
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != want) {
+			freeReplyObject(r);
+			dedup_lost(d, "MGET: unexpected reply");
+		} else {
+			for (size_t i = 0; i < n; i++) {
+				struct dedup_job *j = batch[i];
+				if (j->op != DEDUP_OP_CHECK)
+					continue;
+				if (j->idem_key != NULL) {
+					redisReply *u = r->element[e++];
+					if (u->type == REDIS_REPLY_STRING)
+						j->idem_found = strdup(u->str);
+				}
+				dedup_parse_current(j, r->element[e++]);
+				ok[i] = true;
+			}
+			freeReplyObject(r);
+		}
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct dedup_job *j = batch[i];
+		if (j->op != DEDUP_OP_INCR || (r = dedup_reply(d)) == NULL)
+			continue;
+		if (r->type == REDIS_REPLY_INTEGER) {
+			j->count = r->integer;
+			ok[i] = true;
+		}
+		freeReplyObject(r);
+	}
+}
+
+/* Writes every command of b to Redis without waiting for the replies.
+ * Returns false (nothing pending) when Redis is down or the write fails. */
+static bool
+dedup_send(struct dedup *d, struct dedup_batch *b)
+{
+	int done = 0;
+
+	memset(b->ok, 0, b->n * sizeof(*b->ok));
+	if (!dedup_ensure(d))
+		return false;
+	d->resp.len = 0;
+	dedup_append_records(d, b->jobs, b->n);
+	dedup_append_checks(d, b->jobs, b->n);
+	if (d->resp.failed) {
+		buf_fini(&d->resp);
+		buf_init(&d->resp);
+		dedup_lost(d, "out of memory");
+		return false;
+	}
+	if (d->resp.len > 0 && redisAppendFormattedCommand(d->ctx,
+	    d->resp.data, d->resp.len) != REDIS_OK) {
+		dedup_lost(d, "out of memory");
+		return false;
+	}
+	while (!done) {
+		if (redisBufferWrite(d->ctx, &done) != REDIS_OK) {
+			dedup_lost(d, d->ctx->errstr[0] ? d->ctx->errstr :
+			    "write");
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Reads b's replies, in the order dedup_send wrote the commands. */
+static void
+dedup_receive(struct dedup *d, struct dedup_batch *b)
+{
+	dedup_read_records(d, b->jobs, b->n, b->ok);
+	dedup_read_checks(d, b->jobs, b->n, b->ok);
+}
+
+/* Sets each job's status and runs its callback (which may publish,
+ * resume a connection, or queue the next job). */
+static void
+dedup_finish(struct dedup *d, struct dedup_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		struct dedup_job *j = b->jobs[i];
+		if (b->ok[i])
+			j->status = DEDUP_OK;
+		else
+			dedup_fail(d, j);
 		if (j->op == DEDUP_OP_CHECK && j->status == DEDUP_BYPASS)
 			metrics_inc(&d->metrics->dedup_bypass);
 		j->done(j, j->cls);
 	}
+	b->n = 0;
 }
 
+static int
+dedup_batch_init(struct dedup_batch *b, size_t cap)
+{
+	b->jobs = calloc(cap, sizeof(*b->jobs));
+	b->ok = calloc(cap, sizeof(*b->ok));
+	b->n = 0;
+	return b->jobs != NULL && b->ok != NULL ? 0 : -1;
+}
+
+static void
+dedup_batch_fini(struct dedup_batch *b)
+{
+	free(b->jobs);
+	free(b->ok);
+}
+
+/* Waits for work (or, while Redis is down, for the next reconnect try)
+ * and takes up to cap queued jobs into b. Called and returns with d->lock
+ * held. Returns false when the thread must stop. */
+static bool
+dedup_take(struct dedup *d, struct dedup_batch *b, size_t cap, bool wait)
+{
+	while (wait && d->head == NULL && !d->stopping) {
+		int w;
+
+		if (d->ctx == NULL || d->backlog != NULL) {
+			/* Down: wake up to reconnect (and replay the
+			 * backlog) even if no vote comes. */
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 200 * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			d->sleeping = true;
+			w = pthread_cond_timedwait(&d->wake, &d->lock, &ts);
+			d->sleeping = false;
+			if (w == ETIMEDOUT)
+				break;
+		} else {
+			d->sleeping = true;
+			pthread_cond_wait(&d->wake, &d->lock);
+			d->sleeping = false;
+		}
+	}
+	if (wait && d->head == NULL && d->stopping)
+		return false;
+	while (d->head != NULL && b->n < cap) {
+		struct dedup_job *j = d->head;
+		d->head = j->next;
+		if (j->op != DEDUP_OP_RECORD)
+			d->queued_bounded--;
+		b->jobs[b->n++] = j;
+	}
+	if (d->head == NULL)
+		d->tail = NULL;
+	return true;
+}
+
+/*
+ * Two batches are in hand at a time: the next one is written to Redis
+ * before the callbacks of the last one run (they publish to NATS and resume
+ * connections, the thread's main CPU work), so Redis's round trip overlaps
+ * that work instead of adding to every vote's wait. Replies are still read
+ * strictly in order, and a batch's callbacks run only after its replies.
+ */
 static void *
 dedup_main(void *arg)
 {
 	struct dedup *d = arg;
-	struct dedup_job **batch;
+	struct dedup_batch cur, prev, tmp;
 	size_t cap = (size_t)d->cfg.batch_max;
+	bool run = true;
 
-	batch = calloc(cap, sizeof(*batch));
-	if (batch == NULL) {
+	d->keys = calloc(2 * cap, sizeof(*d->keys));
+	d->nums = calloc(cap, sizeof(*d->nums));
+	d->argv = calloc(3 * cap + 8, sizeof(*d->argv));
+	if (dedup_batch_init(&cur, cap) != 0 ||
+	    dedup_batch_init(&prev, cap) != 0 || d->keys == NULL ||
+	    d->nums == NULL || d->argv == NULL) {
 		log_error("redis: out of memory");
 		abort();
 	}
 	(void)dedup_ensure(d);
-	pthread_mutex_lock(&d->lock);
-	for (;;) {
-		size_t n = 0;
+	while (run || prev.n > 0) {
+		bool sent = false;
 
-		while (d->head == NULL && !d->stopping) {
-			if (d->ctx == NULL || d->backlog != NULL) {
-				/* Down: wake up to reconnect (and replay the
-				 * backlog) even if no vote comes. */
-				struct timespec ts;
-				clock_gettime(CLOCK_REALTIME, &ts);
-				ts.tv_nsec += 200 * 1000000L;
-				if (ts.tv_nsec >= 1000000000L) {
-					ts.tv_sec++;
-					ts.tv_nsec -= 1000000000L;
-				}
-				if (pthread_cond_timedwait(&d->wake, &d->lock,
-				    &ts) == ETIMEDOUT)
-					break;
-			} else {
-				pthread_cond_wait(&d->wake, &d->lock);
-			}
-		}
-		if (d->head == NULL && d->stopping)
-			break;
-		while (d->head != NULL && n < cap) {
-			struct dedup_job *j = d->head;
-			d->head = j->next;
-			if (j->op != DEDUP_OP_RECORD)
-				d->queued_bounded--;
-			batch[n++] = j;
-		}
-		if (d->head == NULL)
-			d->tail = NULL;
-		pthread_mutex_unlock(&d->lock);
-		if (n > 0)
-			dedup_run_batch(d, batch, n);
-		else
-			(void)dedup_ensure(d);
 		pthread_mutex_lock(&d->lock);
+		/* With callbacks pending, take what is queued but never
+		 * wait: they may be what the next jobs are waiting for. */
+		if (run)
+			run = dedup_take(d, &cur, cap, prev.n == 0);
+		pthread_mutex_unlock(&d->lock);
+		if (cur.n > 0)
+			sent = dedup_send(d, &cur);
+		else if (prev.n == 0)
+			(void)dedup_ensure(d); /* a reconnect try while idle */
+		if (prev.n > 0)
+			dedup_finish(d, &prev);
+		if (cur.n > 0) {
+			if (sent)
+				dedup_receive(d, &cur);
+			tmp = prev;
+			prev = cur;
+			cur = tmp;
+		}
 	}
-	pthread_mutex_unlock(&d->lock);
-	free(batch);
+	dedup_batch_fini(&cur);
+	dedup_batch_fini(&prev);
+	free(d->keys);
+	free(d->nums);
+	free(d->argv);
+	buf_fini(&d->resp);
 	return NULL;
 }
 
@@ -555,7 +815,12 @@ dedup_submit(struct dedup *d, struct dedup_job *job)
 	else
 		d->head = job;
 	d->tail = job;
-	pthread_cond_signal(&d->wake);
+	/* Only a sleeping thread needs the futex wake-up; a busy one takes
+	 * the job with its next batch. */
+	if (d->sleeping) {
+		d->sleeping = false;
+		pthread_cond_signal(&d->wake);
+	}
 	pthread_mutex_unlock(&d->lock);
 	return 0;
 }

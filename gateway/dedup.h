@@ -1,8 +1,9 @@
 /*
  * dedup: the gateway's Redis. One thread owns the hiredis context and serves
- * a queue of jobs in batches: it pipelines every command of a batch
- * (redisAppendCommand xN, then redisGetReply xN), so no HTTP thread ever
- * waits for Redis and a round trip is paid per batch, not per vote.
+ * a queue of jobs in batches, so no HTTP thread ever waits for Redis and a
+ * round trip is paid per batch, not per vote. A batch is a few commands
+ * whatever its size (one MGET for its CHECKs, one EVALSHA per 128 RECORDs),
+ * and the next batch is written before the last one's callbacks run.
  *
  * Keys:
  *   tally:v:<poll>:<voter>  "<option>:<seq>", TTL DEDUP_TTL_S; written only
@@ -98,8 +99,10 @@ bool dedup_up(struct dedup *d);
 /* Finishes every queued job, stops the thread, closes Redis. Accepts NULL. */
 void dedup_free(struct dedup *d);
 
-/* The Lua script that stores "option:seq" only over a lower seq (exposed
- * for tests and docs). KEYS[1] key; ARGV option, seq, ttl_s. */
+/* The Lua script that stores "option:seq" only over a lower seq, for a
+ * whole batch (exposed for tests and docs). KEYS[1..n] voter keys; ARGV[1]
+ * ttl_s, then option and seq for each key in order. Returns an array of n
+ * integers: 1 stored, 0 a higher seq was there. */
 extern const char dedup_record_script[];
 
 #endif

@@ -46,6 +46,14 @@ enum parse_result parse_vote(enum parse_format f, const char *body,
     __attribute__((warn_unused_result));
 
 /*
+ * parse_vote for a JSON body, always through jansson. parse_vote reads the
+ * common shape of body itself and gives the same result; this is the
+ * reference the fuzz target and the unit tests compare it with.
+ */
+enum parse_result parse_vote_json_reference(const char *body, size_t len,
+    struct vote *v, const char **why) __attribute__((warn_unused_result));
+
+/*
  * Checks a parsed vote against poll: the body's poll (if any) must equal
  * poll's id (PARSE_MALFORMED), the voter must be a valid token
  * (PARSE_BAD_VOTER) and the option one of poll's (PARSE_UNKNOWN_OPTION).

@@ -4,19 +4,80 @@
 #define _POSIX_C_SOURCE 200809L
 #include "request.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/*
+ * A struct request is just over glibc's per-thread cache limit (1032 bytes),
+ * so every calloc went to the shared heap and ran malloc_consolidate: a few
+ * percent of the gateway's CPU per vote. Each MHD thread keeps its own
+ * small free list instead (a connection's requests start and end on the one
+ * thread that serves it, so the lists stay balanced); the key's destructor
+ * frees a list when its thread ends.
+ */
+#define REQUEST_CACHE_MAX 64
+
+struct request_cache {
+	struct request *head;
+	size_t len;
+};
+
+static pthread_key_t request_cache_key;
+static pthread_once_t request_cache_once = PTHREAD_ONCE_INIT;
+
+static void
+request_cache_free(void *arg)
+{
+	struct request_cache *c = arg;
+
+	while (c->head != NULL) {
+		struct request *r = c->head;
+		c->head = r->next_free;
+		free(r);
+	}
+	free(c);
+}
+
+static void
+request_cache_init(void)
+{
+	if (pthread_key_create(&request_cache_key, request_cache_free) != 0)
+		abort();
+}
+
+/* This thread's cache, or NULL when out of memory (then plain malloc). */
+static struct request_cache *
+request_cache(void)
+{
+	struct request_cache *c;
+
+	pthread_once(&request_cache_once, request_cache_init);
+	c = pthread_getspecific(request_cache_key);
+	if (c == NULL && (c = calloc(1, sizeof(*c))) != NULL &&
+	    pthread_setspecific(request_cache_key, c) != 0) {
+		free(c);
+		c = NULL;
+	}
+	return c;
+}
 
 struct request *
 request_new(struct gateway *gw, struct MHD_Connection *c, const char *url,
     const char *method)
 {
+	struct request_cache *rc = request_cache();
 	struct request *r;
 
-	r = calloc(1, sizeof(*r));
-	if (r == NULL)
+	if (rc != NULL && rc->head != NULL) {
+		r = rc->head;
+		rc->head = r->next_free;
+		rc->len--;
+		memset(r, 0, sizeof(*r));
+	} else if ((r = calloc(1, sizeof(*r))) == NULL) {
 		return NULL;
+	}
 	r->gw = gw;
 	r->conn = c;
 	r->method = method;
@@ -31,11 +92,20 @@ request_new(struct gateway *gw, struct MHD_Connection *c, const char *url,
 void
 request_free(struct request *r)
 {
+	struct request_cache *rc;
+
 	if (r == NULL)
 		return;
 	httpd_body_fini(&r->body);
 	free(r->replay);
 	free(r->idem_answer);
+	rc = request_cache();
+	if (rc != NULL && rc->len < REQUEST_CACHE_MAX) {
+		r->next_free = rc->head;
+		rc->head = r;
+		rc->len++;
+		return;
+	}
 	free(r);
 }
 

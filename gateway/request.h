@@ -55,9 +55,13 @@ struct request {
 	const char *why;          /* static text for a 503 */
 	char *replay;             /* "<status> <body>", malloc'd */
 	char *idem_answer;        /* what is stored under the key, malloc'd */
+
+	struct request *next_free; /* private: request.c's per-thread cache */
 };
 
-/* Allocates the state of a new request. NULL when out of memory. */
+/* Allocates the state of a new request. NULL when out of memory. Freed
+ * requests go to the freeing thread's cache and are reused by that
+ * thread's next request_new (any thread may call either). */
 struct request *request_new(struct gateway *gw, struct MHD_Connection *c,
     const char *url, const char *method);
 void request_free(struct request *r);

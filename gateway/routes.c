@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "accesslog.h"
 #include "buf.h"
 #include "cast.h"
 #include "httpd.h"
@@ -41,13 +42,14 @@ routes_poll_json(const struct poll *p)
 int
 routes_init(struct gateway *gw)
 {
-	json_t *arr = json_array();
+	json_t *arr = json_array(), *root;
 
 	for (size_t i = 0; i < polls_count(gw->polls); i++)
 		json_array_append_new(arr, routes_poll_json(polls_at(gw->polls,
 		    i)));
-	gw->polls_json = json_dumps(json_pack("{s:o}", "polls", arr),
-	    JSON_COMPACT);
+	root = json_pack("{s:o}", "polls", arr); /* takes arr */
+	gw->polls_json = root != NULL ? json_dumps(root, JSON_COMPACT) : NULL;
+	json_decref(root);
 	return gw->polls_json != NULL ? 0 : -1;
 }
 
@@ -517,15 +519,7 @@ routes_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		metrics_hist_observe(&gw->metrics.request_seconds,
 		    (double)(metrics_now_us() - r->start_us) / 1e6);
 	}
-	if (gw->access_log) {
-		char addr[64];
-
-		httpd_client_addr(c, addr, sizeof(addr));
-		log_info("%s %s %u %.2fms %s%s%s", r->method, r->path,
-		    r->status, (double)(metrics_now_us() - r->start_us) / 1e3,
-		    addr, r->vote.cast_id[0] != '\0' && !r->has_idem ?
-		    " cast=" : "", r->vote.cast_id[0] != '\0' && !r->has_idem ?
-		    r->vote.cast_id : "");
-	}
+	if (gw->access_log)
+		accesslog_write(r, c, metrics_now_us());
 	request_free(r);
 }

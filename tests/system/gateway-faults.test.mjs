@@ -68,7 +68,8 @@ test('Redis down: votes are still accepted (fail-open), bypasses counted, outage
   // A voter who changed their vote while Redis was away is not told
   // "unchanged" from stale data once it is back.
   await stack.startRedis();
-  await waitFor(async () => /redis_up 1/.test(await metricsText(gw)), { timeoutMs: 10000, what: 'redis back' });
+  // Anchored: the metric's HELP text also contains "redis_up 1".
+  await waitFor(async () => /^tally_gateway_redis_up 1$/m.test(await metricsText(gw)), { timeoutMs: 10000, what: 'redis back' });
   assert.equal(gw.logText().split('\n').filter((l) => /redis: .* unavailable/.test(l)).length, 1);
   const ok = await apiVote(gw, 'default', { voter: newVoter(), option: 'a' });
   assert.equal(ok.status, 200);

@@ -182,6 +182,60 @@ test_form_field(void)
 	CHECK(parse_form_field("&&a&=x", 6, "a", out, sizeof(out)) == 0);
 }
 
+/* JSON bodies on both sides of the fast path's edge: each must get the same
+ * result, message and vote from parse_vote as from the jansson reference. */
+static const char *const json_agree[] = {
+	"{\"voter\":\"v1\",\"option\":\"a\"}",
+	" \t\r\n{ \"voter\" : \"v1\" , \"option\" : \"a\" } \n",
+	"{}",
+	"{ }",
+	"{\"option\":\"a\",\"x\":\"1\",\"y\":\"2\",\"z\":\"3\",\"w\":\"4\","
+	    "\"u\":\"5\",\"t\":\"6\",\"s\":\"7\"}", /* 9 members: jansson */
+	"{\"voter\":\"v\",\"option\":\"a\",\"option\":\"a\"}",
+	"{\"voter\":\"v\",\"voter\":\"w\",\"option\":\"a\"}",
+	"{\"voter\":\"v\\u0031\",\"option\":\"a\"}",
+	"{\"voter\":\"v\\u0000\",\"option\":\"a\"}",
+	"{\"voter\":\"\xc3\xa9\",\"option\":\"a\"}",
+	"{\"voter\":\"\xff\",\"option\":\"a\"}",
+	"{\"voter\":\"v\",\"option\":\"a\",\"n\":1}",
+	"{\"voter\":\"v\",\"option\":\"a\",}",
+	"{\"voter\":\"v\",,\"option\":\"a\"}",
+	"{\"voter\":\"v\" \"option\":\"a\"}",
+	"{\"voter\":\"v\",\"option\":\"a\"}}",
+	"{\"voter\":\"v\",\"option\":\"a\"",
+	"{\"voter\":\"v\",\"option\":\"a",
+	"{\"voter\"}",
+	"{\"voter\":}",
+	"{\"option\":\"\"}",
+	"{\"voter\":\"\",\"option\":\"a\"}",
+	"{\"poll\":\"\",\"voter\":\"v\",\"option\":\"a\"}",
+	"{\"poll\":\"Default\",\"voter\":\"v\",\"option\":\"a\"}",
+	"{\"voter\":\"v\",\"option\":\"a\"}\f",
+	"{\"voter\":\"v\",\"option\":\"a\"} x",
+	"{\"vo\tter\":\"v\",\"option\":\"a\"}",
+	"\"{}\"",
+	"",
+};
+
+static void
+test_json_paths_agree(void)
+{
+	for (size_t i = 0; i < sizeof(json_agree) / sizeof(json_agree[0]);
+	    i++) {
+		const char *b = json_agree[i], *w1 = NULL, *w2 = NULL;
+		struct vote v1, v2;
+		enum parse_result r1, r2;
+
+		r1 = parse_vote(PARSE_FORMAT_JSON, b, strlen(b), &v1, &w1);
+		r2 = parse_vote_json_reference(b, strlen(b), &v2, &w2);
+		CHECK(r1 == r2);
+		CHECK(memcmp(&v1, &v2, sizeof(v1)) == 0);
+		CHECK((w1 == NULL) == (w2 == NULL));
+		if (w1 != NULL && w2 != NULL)
+			CHECK_STR(w1, w2);
+	}
+}
+
 int
 main(void)
 {
@@ -190,5 +244,6 @@ main(void)
 	test_content_type();
 	test_check();
 	test_form_field();
+	test_json_paths_agree();
 	return check_done("test_gateway_parse");
 }
