@@ -45,11 +45,28 @@ natsconn_on_error(natsConnection *nc, natsSubscription *sub, natsStatus err,
 	log_warn("nats: asynchronous error: %s", natsStatus_GetText(err));
 }
 
+/* Copies url into out with any "user:password@" replaced by "***@", so
+ * that credentials given in NATS_URL never reach a log line. */
+static void
+natsconn_redact(const char *url, char *out, size_t cap)
+{
+	const char *scheme = strstr(url, "://");
+	const char *start = scheme != NULL ? scheme + 3 : url;
+	const char *at = strchr(start, '@');
+	const char *slash = strchr(start, '/');
+
+	if (at != NULL && (slash == NULL || at < slash))
+		snprintf(out, cap, "%.*s***%s", (int)(start - url), url, at);
+	else
+		snprintf(out, cap, "%s", url);
+}
+
 int
 natsconn_open(const struct natsconn_config *cfg, jsOptions *jso,
     natsConnection **nc, jsCtx **js)
 {
 	natsOptions *opts = NULL;
+	char url[512];
 	natsStatus s;
 
 	*nc = NULL;
@@ -58,7 +75,8 @@ natsconn_open(const struct natsconn_config *cfg, jsOptions *jso,
 	if (s == NATS_OK)
 		s = natsOptions_SetURL(opts, cfg->url);
 	if (s != NATS_OK) {
-		log_error("NATS_URL \"%s\": %s", cfg->url, natsStatus_GetText(s));
+		natsconn_redact(cfg->url, url, sizeof(url));
+		log_error("NATS_URL \"%s\": %s", url, natsStatus_GetText(s));
 		goto fail;
 	}
 	if (s == NATS_OK && cfg->name != NULL)
@@ -86,9 +104,6 @@ natsconn_open(const struct natsconn_config *cfg, jsOptions *jso,
 	if (s == NATS_OK)
 		s = natsOptions_SetReconnectJitter(opts, 100, 1000);
 	if (s == NATS_OK)
-		s = natsOptions_SetRetryOnFailedConnect(opts, true,
-		    natsconn_on_connected, NULL);
-	if (s == NATS_OK)
 		s = natsOptions_SetDisconnectedCB(opts, natsconn_on_disconnected,
 		    NULL);
 	if (s == NATS_OK)
@@ -100,14 +115,29 @@ natsconn_open(const struct natsconn_config *cfg, jsOptions *jso,
 		log_error("nats options: %s", natsStatus_GetText(s));
 		goto fail;
 	}
-	s = natsConnection_Connect(nc, opts);
-	if (s == NATS_NOT_YET_CONNECTED) {
-		log_warn("nats: %s not reachable yet; retrying in the "
-		    "background", cfg->url);
-		s = NATS_OK;
+	natsconn_redact(cfg->url, url, sizeof(url));
+	/* One plain attempt first: retry-on-failed-connect hides the reason
+	 * (a refused password, a TLS error), and an operator needs it. */
+	s = natsOptions_SetRetryOnFailedConnect(opts, false, NULL, NULL);
+	if (s == NATS_OK)
+		s = natsConnection_Connect(nc, opts);
+	if (s == NATS_OK) {
+		log_info("nats: connected to %s", url);
+	} else {
+		const char *why = nats_GetLastError(NULL);
+
+		log_warn("nats: %s not reachable yet (%s); retrying in the "
+		    "background", url, why != NULL && why[0] != '\0' ? why :
+		    natsStatus_GetText(s));
+		s = natsOptions_SetRetryOnFailedConnect(opts, true,
+		    natsconn_on_connected, NULL);
+		if (s == NATS_OK)
+			s = natsConnection_Connect(nc, opts);
+		if (s == NATS_NOT_YET_CONNECTED)
+			s = NATS_OK;
 	}
 	if (s != NATS_OK) {
-		log_error("nats: cannot connect to %s: %s", cfg->url,
+		log_error("nats: cannot connect to %s: %s", url,
 		    natsStatus_GetText(s));
 		goto fail;
 	}
