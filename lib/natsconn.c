@@ -11,8 +11,10 @@
 static void
 natsconn_on_disconnected(natsConnection *nc, void *closure)
 {
-	(void)nc;
 	(void)closure;
+	/* Closing on purpose also "disconnects"; that is no news. */
+	if (natsConnection_IsClosed(nc))
+		return;
 	log_warn("nats: disconnected; reconnecting");
 }
 

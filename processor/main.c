@@ -31,6 +31,7 @@ struct processor_config {
 	long max_deliver;
 	long max_backoff_ms;
 	long lag_refresh_ms;
+	long store_connections;
 };
 
 #define F(x) offsetof(struct processor_config, x)
@@ -69,6 +70,9 @@ static const struct config_entry processor_table[] = {
 	    600000, 0, "ceiling of reconnect and retry backoff, in ms"},
 	{"LAG_REFRESH_MS", CONFIG_INT, F(lag_refresh_ms), "2000", 100,
 	    600000, 0, "how often consumer lag is read, in ms"},
+	{"STORE_CONNECTIONS", CONFIG_INT, F(store_connections), "2", 1,
+	    WORKER_STORES_MAX, 0, "PostgreSQL connections applying batches "
+	    "in parallel"},
 };
 #undef F
 #define PROCESSOR_TABLE_N (sizeof(processor_table) / sizeof(processor_table[0]))
@@ -78,7 +82,7 @@ main(int argc, char **argv)
 {
 	struct processor_config cfg = {0};
 	struct worker w = {0};
-	struct store *store = NULL;
+	struct store *stores[WORKER_STORES_MAX] = {0};
 	natsConnection *nc = NULL;
 	jsCtx *js = NULL;
 	struct MHD_Daemon *httpd = NULL;
@@ -123,20 +127,22 @@ main(int argc, char **argv)
 		.max_backoff_ms = cfg.max_backoff_ms,
 		.lag_refresh_ms = cfg.lag_refresh_ms,
 		.replicas = cfg.stream_replicas,
+		.stores = cfg.store_connections,
 	};
 
 	if (natsconn_open(&ncfg, NULL, &nc, &js) != 0)
 		goto out;
-	if ((store = store_new(cfg.database_url, "tally-processor",
-	    &w.m.pg_errors)) == NULL)
-		goto out;
-	if (worker_init(&w, &wcfg, nc, js, &ccfg, store) != 0)
+	for (long i = 0; i < cfg.store_connections; i++)
+		if ((stores[i] = store_new(cfg.database_url,
+		    "tally-processor", &w.m.pg_errors)) == NULL)
+			goto out;
+	if (worker_init(&w, &wcfg, nc, js, &ccfg, stores) != 0)
 		goto out;
 	if ((httpd = endpoints_start(cfg.bind_addr, cfg.bind_port, &w)) == NULL)
 		goto out;
 	log_info("listening on %s:%ld; batches of up to %ld, fetch wait %ld "
-	    "ms", cfg.bind_addr, cfg.bind_port, cfg.batch_max,
-	    cfg.fetch_wait_ms);
+	    "ms, %ld store connections", cfg.bind_addr, cfg.bind_port,
+	    cfg.batch_max, cfg.fetch_wait_ms, cfg.store_connections);
 	if (worker_run(&w) != 0)
 		goto out;
 	log_info("stopped; in-flight batches committed and acked");
@@ -144,7 +150,8 @@ main(int argc, char **argv)
 out:
 	httpd_stop(httpd);
 	worker_fini(&w);
-	store_free(store);
+	for (size_t i = 0; i < WORKER_STORES_MAX; i++)
+		store_free(stores[i]);
 	natsconn_close(nc, js, 2000);
 	config_fini(processor_table, PROCESSOR_TABLE_N, &cfg);
 	return status;

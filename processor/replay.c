@@ -1,5 +1,5 @@
 /*
- * replay.c - ordered consumer -> the live store path.
+ * replay.c - a pull consumer of its own -> the live store path.
  */
 #include "replay.h"
 
@@ -8,19 +8,18 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "log.h"
 #include "message.h"
 #include "natsconn.h"
 #include "sig.h"
 
-/* Messages per fetch: larger pulls were seen to stall with nats.c 3.4.1
- * (3,001 pending, a pull of 3,001 returned nothing); a transaction still
- * takes up to batch_max, gathered over several fetches. */
-#define REPLAY_FETCH_MAX 1000
-/* Longest wait of one fetch. */
+/* Longest wait of one fetch. nats.c 3.4.1 may return NATS_TIMEOUT before
+ * that (see DESIGN.md), so idleness is measured on the clock. */
 #define REPLAY_FETCH_MS 1000
+/* How long the server keeps the consumer of a replay that died, or that is
+ * stuck retrying PostgreSQL (no pull request meanwhile). */
+#define REPLAY_INACTIVE_S 600
 
 static int
 replay_flush(struct store *store, const struct replay_config *cfg,
@@ -38,6 +37,72 @@ replay_flush(struct store *store, const struct replay_config *cfg,
 	return 0;
 }
 
+/*
+ * Creates the replay's consumer, named "replay-<NUID>" into name: never a
+ * name an earlier replay could have left behind (a pid would be: tallyctl
+ * is pid 1 in every container), whose delivered state would silently skip
+ * messages. AckNone: the replay keeps no state in NATS; a replay that dies
+ * is run again. *pending receives the number of messages it will deliver.
+ */
+static int
+replay_consumer_add(jsCtx *js, const struct replay_config *cfg, char *name,
+    size_t cap, uint64_t *pending)
+{
+	jsConsumerConfig cc;
+	jsConsumerInfo *ci = NULL;
+	jsErrCode jerr = 0;
+	natsInbox *inbox = NULL;
+	const char *dot;
+	natsStatus s;
+
+	if (natsInbox_Create(&inbox) != NATS_OK) {
+		log_error("nats: cannot make a consumer name");
+		return -1;
+	}
+	dot = strrchr(inbox, '.');
+	snprintf(name, cap, "replay-%s", dot != NULL ? dot + 1 : inbox);
+	natsInbox_Destroy(inbox);
+
+	jsConsumerConfig_Init(&cc);
+	cc.Durable = name;
+	cc.Description = "tallyctl replay";
+	cc.AckPolicy = js_AckNone;
+	cc.InactiveThreshold = (int64_t)REPLAY_INACTIVE_S * 1000000000LL;
+	switch (cfg->from) {
+	case REPLAY_FROM_START:
+		cc.DeliverPolicy = js_DeliverAll;
+		break;
+	case REPLAY_FROM_SEQ:
+		cc.DeliverPolicy = js_DeliverByStartSequence;
+		cc.OptStartSeq = cfg->start_seq;
+		break;
+	case REPLAY_FROM_TIME:
+		cc.DeliverPolicy = js_DeliverByStartTime;
+		cc.OptStartTime = cfg->start_time_ns;
+		break;
+	}
+	s = js_AddConsumer(&ci, js, NATSCONN_STREAM, &cc, NULL, &jerr);
+	if (s != NATS_OK) {
+		log_error("nats: replay consumer on %s: %s (JetStream error "
+		    "%d)", NATSCONN_STREAM, natsStatus_GetText(s), (int)jerr);
+		return -1;
+	}
+	*pending = ci->NumPending;
+	jsConsumerInfo_Destroy(ci);
+	return 0;
+}
+
+/* Messages to ask for next: never more than the batch has room for, nor
+ * than are left, so that a fetch fills and returns at once instead of
+ * waiting out REPLAY_FETCH_MS for messages that will not come. */
+static int
+replay_want(const struct replay_config *cfg, size_t n, uint64_t left)
+{
+	uint64_t room = (uint64_t)cfg->batch_max - n;
+
+	return (int)(left < room ? left : room);
+}
+
 int
 replay_run(jsCtx *js, struct store *store, const struct replay_config *cfg,
     void (*progress)(const struct replay_progress *, void *), void *arg,
@@ -46,13 +111,12 @@ replay_run(jsCtx *js, struct store *store, const struct replay_config *cfg,
 	jsStreamInfo *si = NULL;
 	natsSubscription *sub = NULL;
 	struct store_cast *casts = NULL;
-	jsConsumerConfig cc;
-	jsConsumerInfo *ci = NULL;
 	jsSubOptions so;
 	jsErrCode jerr = 0;
 	char name[64];
-	bool created = false;
-	uint64_t t0 = metrics_now_us(), idle_ms = 0, first_seq;
+	bool created = false, done = false;
+	uint64_t t0 = metrics_now_us(), idle_since, left, first_seq;
+	uint64_t dseq = 0; /* the last consumer (delivery) sequence */
 	size_t n = 0;
 	natsStatus s;
 	int rc = -1;
@@ -68,9 +132,6 @@ replay_run(jsCtx *js, struct store *store, const struct replay_config *cfg,
 	first_seq = si->State.FirstSeq;
 	if (cfg->from == REPLAY_FROM_SEQ && cfg->start_seq > first_seq)
 		first_seq = cfg->start_seq;
-	out->total = si->State.Msgs;
-	if (first_seq > si->State.FirstSeq && out->end_seq >= first_seq)
-		out->total = out->end_seq - first_seq + 1;
 	if (si->State.Msgs == 0 || first_seq > out->end_seq) {
 		rc = 1;
 		goto done;
@@ -79,41 +140,17 @@ replay_run(jsCtx *js, struct store *store, const struct replay_config *cfg,
 		log_error("out of memory for batches of %ld", cfg->batch_max);
 		goto done;
 	}
-
-	/* A consumer of our own, named after the process, created here and
-	 * deleted at the end (or by the server a minute after a crashed
-	 * replay): nobody else reads it, so AckAll lets one ack per batch
-	 * confirm the batch. */
-	snprintf(name, sizeof(name), "replay-%ld", (long)getpid());
-	jsConsumerConfig_Init(&cc);
-	cc.Durable = name;
-	cc.AckPolicy = js_AckAll;
-	cc.AckWait = (int64_t)600 * 1000000000LL;
-	/* Room for a whole fetch: a pull asking for more than MaxAckPending
-	 * (server default 1000) would wait out its timeout. */
-	cc.MaxAckPending = cfg->batch_max * 2;
-	cc.InactiveThreshold = (int64_t)60 * 1000000000LL;
-	switch (cfg->from) {
-	case REPLAY_FROM_START:
-		cc.DeliverPolicy = js_DeliverAll;
-		break;
-	case REPLAY_FROM_SEQ:
-		cc.DeliverPolicy = js_DeliverByStartSequence;
-		cc.OptStartSeq = cfg->start_seq;
-		break;
-	case REPLAY_FROM_TIME:
-		cc.DeliverPolicy = js_DeliverByStartTime;
-		cc.OptStartTime = cfg->start_time_ns;
-		break;
-	}
-	s = js_AddConsumer(&ci, js, NATSCONN_STREAM, &cc, NULL, &jerr);
-	jsConsumerInfo_Destroy(ci);
-	if (s != NATS_OK) {
-		log_error("nats: replay consumer on %s: %s (JetStream error "
-		    "%d)", NATSCONN_STREAM, natsStatus_GetText(s), (int)jerr);
+	if (replay_consumer_add(js, cfg, name, sizeof(name), &left) != 0)
+		goto done;
+	created = true;
+	/* The consumer knows exactly what it will deliver: nothing (e.g.
+	 * --since a time after the last cast) ends the replay here rather
+	 * than after waiting for messages that never come. */
+	out->total = left;
+	if (left == 0) {
+		rc = 1;
 		goto done;
 	}
-	created = true;
 	jsSubOptions_Init(&so);
 	so.Stream = NATSCONN_STREAM;
 	so.Consumer = name;
@@ -124,32 +161,24 @@ replay_run(jsCtx *js, struct store *store, const struct replay_config *cfg,
 		    name, natsStatus_GetText(s), (int)jerr);
 		goto done;
 	}
-	while (out->last_seq < out->end_seq) {
+	idle_since = metrics_now_us();
+	while (!done) {
 		natsMsgList list = {0};
-		jsErrCode ferr = 0;
-		bool past_end = false;
-		uint64_t want;
+		int want;
 
 		if (sig_stop_requested()) {
 			log_error("replay: stopped at seq %" PRIu64,
 			    out->last_seq);
 			goto done;
 		}
-		/* Never ask for more than is left: a batch that fills returns
-		 * at once instead of waiting out the fetch. */
-		want = out->end_seq - out->last_seq;
-		if (want > REPLAY_FETCH_MAX)
-			want = REPLAY_FETCH_MAX;
-		/* Commit when the next fetch might not fit the batch. */
-		if (n > 0 && (uint64_t)cfg->batch_max - n < want &&
-		    replay_flush(store, cfg, casts, &n, out) != 0)
-			goto done;
-		if (want > (uint64_t)cfg->batch_max)
-			want = (uint64_t)cfg->batch_max;
-		s = natsSubscription_Fetch(&list, sub, (int)want,
-		    REPLAY_FETCH_MS, &ferr);
-		/* Messages may come with NATS_TIMEOUT (a batch that did not
-		 * fill): they count. */
+		if ((want = replay_want(cfg, n, left)) == 0) {
+			if (replay_flush(store, cfg, casts, &n, out) != 0)
+				goto done;
+			want = replay_want(cfg, n, left);
+		}
+		s = natsSubscription_Fetch(&list, sub, want, REPLAY_FETCH_MS,
+		    NULL);
+		/* A fetch that did not fill still returns what it got. */
 		if (list.Count == 0) {
 			natsMsgList_Destroy(&list);
 			if (s != NATS_OK && s != NATS_TIMEOUT) {
@@ -157,31 +186,50 @@ replay_run(jsCtx *js, struct store *store, const struct replay_config *cfg,
 				    natsStatus_GetText(s));
 				goto done;
 			}
-			idle_ms += REPLAY_FETCH_MS;
-			if ((long)idle_ms >= cfg->idle_timeout_ms) {
+			if ((long)((metrics_now_us() - idle_since) / 1000) >=
+			    cfg->idle_timeout_ms) {
 				log_error("replay: nothing arrived for %ld ms "
-				    "after seq %" PRIu64 " (of %" PRIu64 ")",
+				    "after seq %" PRIu64 " (of %" PRIu64 "; %"
+				    PRIu64 " still expected)",
 				    cfg->idle_timeout_ms, out->last_seq,
-				    out->end_seq);
+				    out->end_seq, left);
 				goto done;
 			}
 			continue;
 		}
-		idle_ms = 0;
-		for (int i = 0; i < list.Count && !past_end; i++) {
+		idle_since = metrics_now_us();
+		for (int i = 0; i < list.Count && !done; i++) {
 			natsMsg *msg = list.Msgs[i];
 			jsMsgMetaData *meta = NULL;
 			const char *why;
 			uint64_t seq;
 
-			if (natsMsg_GetMetaData(&meta, msg) != NATS_OK)
-				continue;
+			if (natsMsg_GetMetaData(&meta, msg) != NATS_OK) {
+				log_error("replay: a message without "
+				    "JetStream metadata");
+				natsMsgList_Destroy(&list);
+				goto done;
+			}
 			seq = meta->Sequence.Stream;
+			/* AckNone never redelivers: a gap in the delivery
+			 * sequence is a message lost in transit (a
+			 * reconnect), and the rebuild would be incomplete. */
+			if (meta->Sequence.Consumer != dseq + 1) {
+				log_error("replay: deliveries %" PRIu64 "..%"
+				    PRIu64 " lost in transit (NATS "
+				    "reconnected?); run the replay again",
+				    dseq + 1, meta->Sequence.Consumer - 1);
+				jsMsgMetaData_Destroy(meta);
+				natsMsgList_Destroy(&list);
+				goto done;
+			}
+			dseq = meta->Sequence.Consumer;
+			left = meta->NumPending;
 			jsMsgMetaData_Destroy(meta);
 			if (seq > out->end_seq) {
 				/* Cast after the replay began: the live
 				 * processor's business. */
-				past_end = true;
+				done = true;
 				break;
 			}
 			out->last_seq = seq;
@@ -197,21 +245,18 @@ replay_run(jsCtx *js, struct store *store, const struct replay_config *cfg,
 				log_debug("replay: seq %" PRIu64 " skipped: %s",
 				    seq, why);
 			}
+			/* At the stream's end as it was, or at the end of
+			 * what the consumer holds (the last messages may have
+			 * been deleted). */
+			if (seq >= out->end_seq || left == 0)
+				done = true;
 		}
-		if ((past_end || out->last_seq >= out->end_seq) &&
-		    replay_flush(store, cfg, casts, &n, out) != 0) {
-			natsMsgList_Destroy(&list);
-			goto done;
-		}
-		/* AckAll: the last message confirms everything fetched so far.
-		 * A replay that dies is simply run again: nothing is lost. */
-		(void)natsMsg_Ack(list.Msgs[list.Count - 1], NULL);
 		natsMsgList_Destroy(&list);
+		if (done && replay_flush(store, cfg, casts, &n, out) != 0)
+			goto done;
 		out->elapsed_s = (double)(metrics_now_us() - t0) / 1e6;
-		if (progress != NULL)
+		if (progress != NULL && !done)
 			progress(out, arg);
-		if (past_end)
-			break;
 	}
 	rc = 0;
 done:
@@ -222,7 +267,7 @@ done:
 	if (created &&
 	    js_DeleteConsumer(js, NATSCONN_STREAM, name, NULL, NULL) != NATS_OK)
 		log_warn("nats: could not delete consumer %s; the server "
-		    "drops it after a minute", name);
+		    "drops it after %d s", name, REPLAY_INACTIVE_S);
 	jsStreamInfo_Destroy(si);
 	free(casts);
 	return rc;

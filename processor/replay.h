@@ -1,10 +1,11 @@
 /*
  * replay: rebuilds PostgreSQL from stream VOTES through the same store
- * code as the live processor, so the result equals the live one. An
- * ephemeral pull consumer (deleted when the replay ends, or by the server
- * a minute after a crashed replay) reads from the start, a sequence or a
- * time, up to the stream's last sequence as it was when the replay began. Replaying over a live database is
- * harmless: a row only moves to a higher sequence.
+ * code as the live processor, so the result equals the live one. A pull
+ * consumer of its own (AckNone, a unique name, deleted when the replay
+ * ends, or by the server 10 minutes after a replay that died) reads from
+ * the start, a sequence or a time, up to the stream's last sequence as it
+ * was when the replay began. Replaying over a live database is harmless: a
+ * row only moves to a higher sequence.
  */
 #ifndef TALLY_PROCESSOR_REPLAY_H
 #define TALLY_PROCESSOR_REPLAY_H
@@ -40,11 +41,12 @@ struct replay_progress {
 };
 
 /*
- * Runs the replay, calling progress (if not NULL) after each batch and
- * once at the end. *out receives the final figures. Returns 0, 1 when the
- * stream held nothing to replay, or -1 after logging why (NATS or the
- * stream unavailable, a stop requested, nothing arriving for
- * idle_timeout_ms).
+ * Runs the replay, calling progress (if not NULL) after each fetch and
+ * once at the end. *out receives the final figures. Returns 0, 1 when
+ * there is nothing to replay (an empty stream, a start after its last
+ * message), or -1 after logging why (NATS or the stream unavailable, a
+ * stop requested, nothing arriving for idle_timeout_ms, messages lost in
+ * transit: run it again).
  */
 int replay_run(jsCtx *js, struct store *store, const struct replay_config *cfg,
     void (*progress)(const struct replay_progress *, void *), void *arg,

@@ -132,42 +132,78 @@ static const Oid store_types[5] = {STORE_OID_TEXT_ARRAY,
     STORE_OID_TEXT_ARRAY, STORE_OID_TEXT_ARRAY, STORE_OID_INT8_ARRAY,
     STORE_OID_INT8_ARRAY};
 
+/* One attempt: connect, migrate, prepare. Returns 0, or -1 (logged). */
+static int
+store_open(struct store *s, PGconn *pg)
+{
+	PGresult *res = NULL;
+
+	if (pg == NULL)
+		return -1;
+	s->pg = pg;
+	if (schema_migrate(s->pg) < 0)
+		goto fail;
+	res = PQprepare(s->pg, STORE_STATEMENT, store_sql, 5, store_types);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		log_warn("postgres: prepare: %s", PQerrorMessage(s->pg));
+		goto fail;
+	}
+	PQclear(res);
+	log_info("postgres: connected; schema at version %d",
+	    schema_latest_version());
+	return 0;
+fail:
+	PQclear(res);
+	store_error(s);
+	pgconn_close(s->pg);
+	s->pg = NULL;
+	return -1;
+}
+
 int
 store_connect(struct store *s, long max_backoff_ms)
 {
 	long backoff_ms = 100;
-	PGresult *res;
 
 	while (s->pg == NULL) {
-		s->pg = pgconn_open_retry(s->conninfo, s->application_name,
-		    max_backoff_ms);
-		if (s->pg == NULL)
+		PGconn *pg = pgconn_open_retry(s->conninfo,
+		    s->application_name, max_backoff_ms);
+
+		if (pg == NULL)
 			return -1; /* stop requested */
-		res = NULL;
-		if (schema_migrate(s->pg) < 0)
-			goto retry;
-		res = PQprepare(s->pg, STORE_STATEMENT, store_sql, 5,
-		    store_types);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			log_warn("postgres: prepare: %s",
-			    PQerrorMessage(s->pg));
-			goto retry;
-		}
-		PQclear(res);
-		log_info("postgres: connected; schema at version %d",
-		    schema_latest_version());
-		return 0;
-retry:
-		PQclear(res);
-		store_error(s);
-		pgconn_close(s->pg);
-		s->pg = NULL;
+		if (store_open(s, pg) == 0)
+			return 0;
 		if (sig_sleep_ms(pgconn_jitter_ms(backoff_ms)))
 			return -1;
 		backoff_ms = backoff_ms * 2 < max_backoff_ms ? backoff_ms * 2 :
 		    max_backoff_ms;
 	}
 	return 0;
+}
+
+int
+store_ping(struct store *s)
+{
+	PGresult *r;
+	int rc;
+
+	if (s->pg == NULL) {
+		PGconn *pg = pgconn_open(s->conninfo, s->application_name);
+
+		if (pg == NULL) {
+			store_error(s);
+			return -1;
+		}
+		return store_open(s, pg);
+	}
+	r = PQexec(s->pg, "SELECT 1");
+	rc = PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : -1;
+	PQclear(r);
+	if (rc != 0) {
+		store_error(s);
+		store_check_broken(s);
+	}
+	return rc;
 }
 
 bool

@@ -51,6 +51,13 @@ void store_free(struct store *s);
 int store_connect(struct store *s, long max_backoff_ms)
     __attribute__((warn_unused_result));
 
+/*
+ * Checks the connection with a trivial query, or makes one attempt to
+ * connect if there is none (no waiting). Returns 0 if PostgreSQL answers,
+ * else -1 (a broken connection is dropped for the next attempt).
+ */
+int store_ping(struct store *s) __attribute__((warn_unused_result));
+
 /* True while the connection is usable (for /readyz). */
 bool store_connected(const struct store *s);
 

@@ -23,21 +23,29 @@ static const double worker_size_bounds[] = {
 int
 worker_init(struct worker *w, const struct worker_config *cfg,
     natsConnection *nc, jsCtx *js, const struct consumer_config *ccfg,
-    struct store *store)
+    struct store *const *stores)
 {
 	memset(w, 0, sizeof(*w));
 	w->cfg = *cfg;
 	w->nc = nc;
 	w->js = js;
-	w->store = store;
-	consumer_init(&w->consumer, js, ccfg);
+	if (w->cfg.stores < 1)
+		w->cfg.stores = 1;
+	if (w->cfg.stores > WORKER_STORES_MAX)
+		w->cfg.stores = WORKER_STORES_MAX;
+	for (long i = 0; i < w->cfg.stores; i++) {
+		w->st[i].w = w;
+		w->st[i].store = stores[i];
+	}
+	w->nslots = (size_t)w->cfg.stores + WORKER_QUEUED;
+	consumer_init(&w->consumer, nc, js, ccfg);
 	metrics_hist_init(&w->m.batch_size, worker_size_bounds,
 	    sizeof(worker_size_bounds) / sizeof(worker_size_bounds[0]));
 	metrics_hist_init(&w->m.batch_seconds, metrics_latency_bounds,
 	    metrics_latency_bounds_n);
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cond, NULL);
-	for (size_t i = 0; i < WORKER_BATCHES; i++) {
+	for (size_t i = 0; i < w->nslots; i++) {
 		struct worker_batch *b = &w->slots[i];
 
 		b->acks = calloc((size_t)cfg->batch_max, sizeof(*b->acks));
@@ -86,7 +94,7 @@ worker_poison(struct worker *w, natsMsg *msg, uint64_t seq, const char *why)
 	    natsMsg_GetSubject(msg), why);
 	if (deadletter_publish(w->js, msg, seq, why) != 0)
 		metrics_inc(&w->m.deadletter_failed);
-	(void)natsMsg_Term(msg, NULL);
+	(void)consumer_ack(w->nc, msg, CONSUMER_TERM);
 }
 
 /* Decodes the fetched list into b: good votes to b->casts, poison out. */
@@ -143,6 +151,48 @@ worker_refresh_lag(struct worker *w)
 	}
 }
 
+/* Waits on w->cond (w->mu held) for at most ms. Returns true on timeout. */
+static bool
+worker_wait_ms(struct worker *w, long ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return pthread_cond_timedwait(&w->cond, &w->mu, &ts) != 0;
+}
+
+/* A free slot, or NULL (w->mu held). */
+static struct worker_batch *
+worker_free_slot(struct worker *w)
+{
+	for (size_t i = 0; i < w->nslots; i++)
+		if (w->slots[i].state == WORKER_SLOT_FREE)
+			return &w->slots[i];
+	return NULL;
+}
+
+/* The oldest queued slot, or NULL (w->mu held). */
+static struct worker_batch *
+worker_queued_slot(struct worker *w)
+{
+	struct worker_batch *oldest = NULL;
+
+	for (size_t i = 0; i < w->nslots; i++) {
+		struct worker_batch *b = &w->slots[i];
+
+		if (b->state == WORKER_SLOT_QUEUED &&
+		    (oldest == NULL || b->ticket < oldest->ticket))
+			oldest = b;
+	}
+	return oldest;
+}
+
 static void *
 worker_fetch_main(void *arg)
 {
@@ -179,17 +229,8 @@ worker_fetch_main(void *arg)
 		}
 		/* A free slot first: never hold messages we cannot queue. */
 		pthread_mutex_lock(&w->mu);
-		b = &w->slots[w->next_fill];
-		if (b->full) {
-			struct timespec ts;
-
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 200 * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&w->cond, &w->mu, &ts);
+		if ((b = worker_free_slot(w)) == NULL) {
+			worker_wait_ms(w, 200);
 			pthread_mutex_unlock(&w->mu);
 			continue;
 		}
@@ -218,8 +259,8 @@ worker_fetch_main(void *arg)
 		b->list = list;
 		worker_decode(w, b);
 		pthread_mutex_lock(&w->mu);
-		b->full = true;
-		w->next_fill = (w->next_fill + 1) % WORKER_BATCHES;
+		b->state = WORKER_SLOT_QUEUED;
+		b->ticket = w->tickets++;
 		pthread_cond_broadcast(&w->cond);
 		pthread_mutex_unlock(&w->mu);
 	}
@@ -230,27 +271,36 @@ worker_fetch_main(void *arg)
 	return NULL;
 }
 
+struct worker_waiting {
+	struct worker *w;
+	struct worker_batch *b;
+};
+
 /* While PostgreSQL is away, keep the batch ours: InProgress restarts the
- * server's AckWait, so it is not redelivered to another processor. */
+ * server's AckWait, so it is not redelivered to another processor. And
+ * say so on /readyz. */
 static void
 worker_in_progress(void *arg)
 {
-	struct worker_batch *b = arg;
+	struct worker_waiting *ww = arg;
 
-	for (size_t i = 0; i < b->n; i++)
-		(void)natsMsg_InProgress(b->acks[i], NULL);
+	atomic_store(&ww->w->m.pg_up, false);
+	for (size_t i = 0; i < ww->b->n; i++)
+		(void)consumer_ack(ww->w->nc, ww->b->acks[i],
+		    CONSUMER_IN_PROGRESS);
 }
 
 /* Stores one batch and acks it; returns false if it could not commit. */
 static bool
-worker_store(struct worker *w, struct worker_batch *b)
+worker_store(struct worker *w, struct store *store, struct worker_batch *b)
 {
+	struct worker_waiting ww = {w, b};
 	struct store_result res;
 	uint64_t t0 = metrics_now_us();
 
 	if (b->n > 0) {
-		if (store_apply_retry(w->store, b->casts, b->n, &res,
-		    w->cfg.max_backoff_ms, worker_in_progress, b) != 0) {
+		if (store_apply_retry(store, b->casts, b->n, &res,
+		    w->cfg.max_backoff_ms, worker_in_progress, &ww) != 0) {
 			atomic_store(&w->m.pg_up, false);
 			return false;
 		}
@@ -260,7 +310,7 @@ worker_store(struct worker *w, struct worker_batch *b)
 	/* After COMMIT only. A crash between COMMIT and these acks means
 	 * redelivery, which the sequence rule turns into no change. */
 	for (size_t i = 0; i < b->n; i++)
-		(void)natsMsg_Ack(b->acks[i], NULL);
+		(void)consumer_ack(w->nc, b->acks[i], CONSUMER_ACK);
 	metrics_inc(&w->m.batches);
 	metrics_hist_observe(&w->m.batch_size, (double)b->list.Count);
 	metrics_hist_observe(&w->m.batch_seconds,
@@ -268,45 +318,91 @@ worker_store(struct worker *w, struct worker_batch *b)
 	return true;
 }
 
-int
-worker_run(struct worker *w)
+/* How long a store thread waits for a batch before it checks that
+ * PostgreSQL is still there (so that /readyz tells an idle processor's
+ * truth too). */
+#define WORKER_PING_MS 1000
+
+static void *
+worker_store_main(void *arg)
 {
-	if (store_connect(w->store, w->cfg.max_backoff_ms) == 0)
-		atomic_store(&w->m.pg_up, true);
-	if (pthread_create(&w->fetcher, NULL, worker_fetch_main, w) != 0) {
-		log_error("cannot start the fetch thread");
-		return -1;
-	}
+	struct worker_store_thread *st = arg;
+	struct worker *w = st->w;
+
 	for (;;) {
 		struct worker_batch *b;
 
 		pthread_mutex_lock(&w->mu);
-		b = &w->slots[w->next_store];
-		while (!b->full && !w->fetch_done)
-			pthread_cond_wait(&w->cond, &w->mu);
-		if (!b->full) {
+		while ((b = worker_queued_slot(w)) == NULL && !w->fetch_done) {
+			if (!worker_wait_ms(w, WORKER_PING_MS))
+				continue;
+			pthread_mutex_unlock(&w->mu);
+			atomic_store(&w->m.pg_up, store_ping(st->store) == 0);
+			pthread_mutex_lock(&w->mu);
+		}
+		if (b == NULL) {
 			pthread_mutex_unlock(&w->mu);
 			break; /* fetching stopped and nothing is queued */
 		}
+		b->state = WORKER_SLOT_STORING;
 		pthread_mutex_unlock(&w->mu);
 
-		if (!worker_store(w, b)) {
+		if (!worker_store(w, st->store, b)) {
 			/* Stopping with PostgreSQL away: hand the batch
 			 * back at once rather than after AckWait. */
 			for (size_t i = 0; i < b->n; i++)
-				(void)natsMsg_Nak(b->acks[i], NULL);
+				(void)consumer_ack(w->nc, b->acks[i],
+				    CONSUMER_NAK);
 		}
 		natsMsgList_Destroy(&b->list);
 		memset(&b->list, 0, sizeof(b->list));
 		b->n = 0;
 		pthread_mutex_lock(&w->mu);
-		b->full = false;
-		w->next_store = (w->next_store + 1) % WORKER_BATCHES;
+		b->state = WORKER_SLOT_FREE;
 		pthread_cond_broadcast(&w->cond);
 		pthread_mutex_unlock(&w->mu);
 	}
-	pthread_join(w->fetcher, NULL);
-	return 0;
+	return NULL;
+}
+
+int
+worker_run(struct worker *w)
+{
+	int rc = 0;
+
+	/* Connect every store first (waiting for PostgreSQL as long as it
+	 * takes, or until a stop): no fetching while nothing can commit. */
+	for (long i = 0; i < w->cfg.stores; i++)
+		if (store_connect(w->st[i].store, w->cfg.max_backoff_ms) != 0)
+			return 0; /* stop requested */
+	atomic_store(&w->m.pg_up, true);
+	for (long i = 0; i < w->cfg.stores; i++) {
+		if (pthread_create(&w->st[i].thread, NULL, worker_store_main,
+		    &w->st[i]) != 0) {
+			log_error("cannot start store thread %ld", i);
+			rc = -1;
+			break;
+		}
+		w->st[i].started = true;
+	}
+	if (rc == 0 &&
+	    pthread_create(&w->fetcher, NULL, worker_fetch_main, w) != 0) {
+		log_error("cannot start the fetch thread");
+		rc = -1;
+	}
+	if (rc != 0) {
+		/* Let the store threads that did start end. */
+		pthread_mutex_lock(&w->mu);
+		w->fetch_done = true;
+		pthread_cond_broadcast(&w->cond);
+		pthread_mutex_unlock(&w->mu);
+	} else {
+		pthread_join(w->fetcher, NULL);
+	}
+	for (long i = 0; i < w->cfg.stores; i++)
+		if (w->st[i].started)
+			pthread_join(w->st[i].thread, NULL);
+	return rc;
 }
 
 void
