@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "gwmetrics.h"
+#include "natsconn.h"
 #include "polls.h"
 
 struct dedup;
@@ -28,12 +29,7 @@ struct gw_config {
 	long max_header_bytes;
 	long connection_timeout_s;
 	long max_body_bytes;
-	char *nats_url;
-	char *nats_user;
-	char *nats_password;
-	char *nats_token;
-	char *nats_tls_ca;
-	long stream_replicas;
+	struct natsconn_settings nats;
 	long publish_timeout_ms;
 	long max_in_flight;
 	char *redis_host;

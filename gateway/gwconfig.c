@@ -7,6 +7,7 @@
 #include "config.h"
 #include "gateway.h"
 #include "log.h"
+#include "natsconn.h"
 
 #define E(name, type, field, def, lo, hi, flags, help) \
 	{name, type, offsetof(struct gw_config, field), def, lo, hi, flags, \
@@ -31,18 +32,7 @@ static const struct config_entry gw_table[] = {
 	    "this many seconds"),
 	E("MAX_BODY_BYTES", CONFIG_INT, max_body_bytes, "4096", 64, 1048576, 0,
 	    "largest vote body, in bytes (over: 413)"),
-	E("NATS_URL", CONFIG_STR, nats_url, "nats://127.0.0.1:4222", 0, 0, 0,
-	    "comma-separated NATS server URLs"),
-	E("NATS_USER", CONFIG_STR, nats_user, "", 0, 0, 0,
-	    "NATS user name (with NATS_PASSWORD)"),
-	E("NATS_PASSWORD", CONFIG_STR, nats_password, "", 0, 0, CONFIG_SECRET,
-	    "NATS password"),
-	E("NATS_TOKEN", CONFIG_STR, nats_token, "", 0, 0, CONFIG_SECRET,
-	    "NATS token"),
-	E("NATS_TLS_CA", CONFIG_STR, nats_tls_ca, "", 0, 0, 0,
-	    "CA file; setting it turns TLS on"),
-	E("STREAM_REPLICAS", CONFIG_INT, stream_replicas, "1", 1, 5, 0,
-	    "replicas of stream VOTES when the gateway creates it"),
+	NATSCONN_CONFIG_ENTRIES(struct gw_config, nats),
 	E("PUBLISH_TIMEOUT_MS", CONFIG_INT, publish_timeout_ms, "2000", 50,
 	    60000, 0, "wait this long for a PubAck, then answer 503"),
 	E("MAX_IN_FLIGHT", CONFIG_INT, max_in_flight, "8192", 1, 1000000, 0,

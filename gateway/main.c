@@ -98,12 +98,7 @@ main(int argc, char **argv)
 	if ((gw.dedup = dedup_new(&dc, &gw.metrics)) == NULL)
 		goto out;
 
-	nc = (struct natsconn_config){
-		.url = gw.cfg.nats_url, .user = gw.cfg.nats_user,
-		.password = gw.cfg.nats_password, .token = gw.cfg.nats_token,
-		.tls_ca = gw.cfg.nats_tls_ca, .name = "tally-gateway",
-		.stream_replicas = gw.cfg.stream_replicas,
-	};
+	nc = natsconn_config_of(&gw.cfg.nats, "tally-gateway");
 	pc = (struct publish_config){
 		.max_pending = gw.cfg.max_in_flight,
 		.timeout_ms = gw.cfg.publish_timeout_ms,
@@ -147,7 +142,8 @@ out:
 	routes_fini(&gw);
 	polls_free(gw.polls);
 	gwconfig_fini(&gw.cfg);
-	if (status == 0)
+	/* --help also ends with status 0; only a drained daemon "stopped". */
+	if (status == 0 && gw.httpd != NULL)
 		log_info("stopped");
 	return status;
 }

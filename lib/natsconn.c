@@ -63,6 +63,18 @@ natsconn_redact(const char *url, char *out, size_t cap)
 		snprintf(out, cap, "%s", url);
 }
 
+struct natsconn_config
+natsconn_config_of(const struct natsconn_settings *s, const char *name)
+{
+	struct natsconn_config c = {
+		.url = s->url, .user = s->user, .password = s->password,
+		.token = s->token, .tls_ca = s->tls_ca, .name = name,
+		.stream_replicas = s->stream_replicas,
+	};
+
+	return c;
+}
+
 int
 natsconn_open(const struct natsconn_config *cfg, jsOptions *jso,
     natsConnection **nc, jsCtx **js)

@@ -8,7 +8,10 @@
 
 #include <nats/nats.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include "config.h"
 
 #define NATSCONN_STREAM "VOTES"
 #define NATSCONN_SUBJECTS "votes.>"
@@ -24,6 +27,36 @@ struct natsconn_config {
 	const char *name;     /* connection name shown by the server */
 	long stream_replicas; /* replicas of VOTES when this creates it */
 };
+
+/*
+ * The NATS settings every program reads, kept as one block of its config
+ * struct so that their names, defaults and help are written once.
+ */
+struct natsconn_settings {
+	char *url, *user, *password, *token, *tls_ca;
+	long stream_replicas;
+};
+
+/* The config-table rows of the block: T is the program's config struct,
+ * m the member of type struct natsconn_settings. */
+#define NATSCONN_CONFIG_ENTRIES(T, m) \
+	{"NATS_URL", CONFIG_STR, offsetof(T, m.url), "nats://127.0.0.1:4222", \
+	    0, 0, 0, "comma-separated NATS server URLs"}, \
+	{"NATS_USER", CONFIG_STR, offsetof(T, m.user), NULL, 0, 0, 0, \
+	    "NATS user name (with NATS_PASSWORD)"}, \
+	{"NATS_PASSWORD", CONFIG_STR, offsetof(T, m.password), NULL, 0, 0, \
+	    CONFIG_SECRET, "NATS password"}, \
+	{"NATS_TOKEN", CONFIG_STR, offsetof(T, m.token), NULL, 0, 0, \
+	    CONFIG_SECRET, "NATS token"}, \
+	{"NATS_TLS_CA", CONFIG_STR, offsetof(T, m.tls_ca), NULL, 0, 0, 0, \
+	    "CA file; setting it turns TLS on"}, \
+	{"STREAM_REPLICAS", CONFIG_INT, offsetof(T, m.stream_replicas), "1", \
+	    1, 5, 0, "replicas of stream VOTES when this program creates it"}
+
+/* A connection config borrowing s's strings; name (borrowed) is shown by
+ * the server as the connection's name. */
+struct natsconn_config natsconn_config_of(const struct natsconn_settings *s,
+    const char *name);
 
 /*
  * Connects (or keeps trying in the background: the connection is returned

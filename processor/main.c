@@ -21,8 +21,7 @@ struct processor_config {
 	char *bind_addr;
 	long bind_port;
 	char *log_level;
-	char *nats_url, *nats_user, *nats_password, *nats_token, *nats_tls_ca;
-	long stream_replicas;
+	struct natsconn_settings nats;
 	char *database_url;
 	long batch_max;
 	long fetch_wait_ms;
@@ -42,18 +41,7 @@ static const struct config_entry processor_table[] = {
 	    "port of /healthz, /readyz and /metrics"},
 	{"LOG_LEVEL", CONFIG_STR, F(log_level), "info", 0, 0, 0,
 	    "debug, info, warn or error"},
-	{"NATS_URL", CONFIG_STR, F(nats_url), "nats://127.0.0.1:4222", 0, 0,
-	    0, "comma-separated NATS server URLs"},
-	{"NATS_USER", CONFIG_STR, F(nats_user), NULL, 0, 0, 0,
-	    "NATS user (with NATS_PASSWORD)"},
-	{"NATS_PASSWORD", CONFIG_STR, F(nats_password), NULL, 0, 0,
-	    CONFIG_SECRET, "NATS password"},
-	{"NATS_TOKEN", CONFIG_STR, F(nats_token), NULL, 0, 0, CONFIG_SECRET,
-	    "NATS token"},
-	{"NATS_TLS_CA", CONFIG_STR, F(nats_tls_ca), NULL, 0, 0, 0,
-	    "CA file; setting it turns TLS on"},
-	{"STREAM_REPLICAS", CONFIG_INT, F(stream_replicas), "1", 1, 5, 0,
-	    "replicas of stream VOTES when this creates it"},
+	NATSCONN_CONFIG_ENTRIES(struct processor_config, nats),
 	{"DATABASE_URL", CONFIG_STR, F(database_url), NULL, 0, 0,
 	    CONFIG_SECRET, "libpq connection string; empty: PG* variables"},
 	{"BATCH_MAX", CONFIG_INT, F(batch_max), "1000", 1, 10000, 0,
@@ -110,23 +98,19 @@ main(int argc, char **argv)
 	log_init("processor", level);
 	sig_init();
 
-	struct natsconn_config ncfg = {
-		.url = cfg.nats_url, .user = cfg.nats_user,
-		.password = cfg.nats_password, .token = cfg.nats_token,
-		.tls_ca = cfg.nats_tls_ca, .name = "tally-processor",
-		.stream_replicas = cfg.stream_replicas,
-	};
+	struct natsconn_config ncfg = natsconn_config_of(&cfg.nats,
+	    "tally-processor");
 	struct consumer_config ccfg = {
 		.durable = "processor", .ack_wait_s = cfg.ack_wait_s,
 		.max_ack_pending = cfg.max_ack_pending,
 		.max_deliver = cfg.max_deliver,
-		.stream_replicas = cfg.stream_replicas,
+		.stream_replicas = cfg.nats.stream_replicas,
 	};
 	struct worker_config wcfg = {
 		.batch_max = cfg.batch_max, .fetch_wait_ms = cfg.fetch_wait_ms,
 		.max_backoff_ms = cfg.max_backoff_ms,
 		.lag_refresh_ms = cfg.lag_refresh_ms,
-		.replicas = cfg.stream_replicas,
+		.replicas = cfg.nats.stream_replicas,
 		.stores = cfg.store_connections,
 	};
 

@@ -16,25 +16,13 @@
 #include "schema.h"
 
 struct init_config {
-	char *nats_url, *nats_user, *nats_password, *nats_token, *nats_tls_ca;
-	long stream_replicas;
+	struct natsconn_settings nats;
 	char *database_url;
 };
 
 #define F(x) offsetof(struct init_config, x)
 static const struct config_entry init_table[] = {
-	{"NATS_URL", CONFIG_STR, F(nats_url), "nats://127.0.0.1:4222", 0, 0,
-	    0, "comma-separated NATS server URLs"},
-	{"NATS_USER", CONFIG_STR, F(nats_user), NULL, 0, 0, 0,
-	    "NATS user (with NATS_PASSWORD)"},
-	{"NATS_PASSWORD", CONFIG_STR, F(nats_password), NULL, 0, 0,
-	    CONFIG_SECRET, "NATS password"},
-	{"NATS_TOKEN", CONFIG_STR, F(nats_token), NULL, 0, 0, CONFIG_SECRET,
-	    "NATS token"},
-	{"NATS_TLS_CA", CONFIG_STR, F(nats_tls_ca), NULL, 0, 0, 0,
-	    "CA file; setting it turns TLS on"},
-	{"STREAM_REPLICAS", CONFIG_INT, F(stream_replicas), "1", 1, 5, 0,
-	    "replicas of stream VOTES when this creates it"},
+	NATSCONN_CONFIG_ENTRIES(struct init_config, nats),
 	{"DATABASE_URL", CONFIG_STR, F(database_url), NULL, 0, 0,
 	    CONFIG_SECRET, "libpq connection string; empty: PG* variables"},
 };
@@ -45,12 +33,8 @@ static const struct config_entry init_table[] = {
 static int
 init_streams(const struct init_config *cfg)
 {
-	struct natsconn_config ncfg = {
-		.url = cfg->nats_url, .user = cfg->nats_user,
-		.password = cfg->nats_password, .token = cfg->nats_token,
-		.tls_ca = cfg->nats_tls_ca, .name = "tallyctl-init",
-		.stream_replicas = cfg->stream_replicas,
-	};
+	struct natsconn_config ncfg = natsconn_config_of(&cfg->nats,
+	    "tallyctl-init");
 	natsConnection *nc = NULL;
 	jsCtx *js = NULL;
 	int status = CMD_EXIT_UNAVAILABLE;
@@ -63,11 +47,11 @@ init_streams(const struct init_config *cfg)
 		nats_Sleep(100);
 	if (!natsconn_connected(nc)) {
 		fprintf(stderr, "tallyctl init: NATS at %s is unavailable\n",
-		    cfg->nats_url);
+		    cfg->nats.url);
 		goto out;
 	}
-	if (natsconn_stream_ensure(js, cfg->stream_replicas) != 0 ||
-	    deadletter_ensure(js, cfg->stream_replicas) != 0) {
+	if (natsconn_stream_ensure(js, cfg->nats.stream_replicas) != 0 ||
+	    deadletter_ensure(js, cfg->nats.stream_replicas) != 0) {
 		fprintf(stderr, "tallyctl init: cannot create or update the "
 		    "streams (see the log above)\n");
 		goto out;

@@ -24,23 +24,14 @@
 #include "store.h"
 
 struct replay_cmd_config {
-	char *nats_url, *nats_user, *nats_password, *nats_token, *nats_tls_ca;
+	struct natsconn_settings nats;
 	char *database_url;
 	long batch_max;
 };
 
 #define F(x) offsetof(struct replay_cmd_config, x)
 static const struct config_entry replay_table[] = {
-	{"NATS_URL", CONFIG_STR, F(nats_url), "nats://127.0.0.1:4222", 0, 0,
-	    0, "comma-separated NATS server URLs"},
-	{"NATS_USER", CONFIG_STR, F(nats_user), NULL, 0, 0, 0,
-	    "NATS user (with NATS_PASSWORD)"},
-	{"NATS_PASSWORD", CONFIG_STR, F(nats_password), NULL, 0, 0,
-	    CONFIG_SECRET, "NATS password"},
-	{"NATS_TOKEN", CONFIG_STR, F(nats_token), NULL, 0, 0, CONFIG_SECRET,
-	    "NATS token"},
-	{"NATS_TLS_CA", CONFIG_STR, F(nats_tls_ca), NULL, 0, 0, 0,
-	    "CA file; setting it turns TLS on"},
+	NATSCONN_CONFIG_ENTRIES(struct replay_cmd_config, nats),
 	{"DATABASE_URL", CONFIG_STR, F(database_url), NULL, 0, 0,
 	    CONFIG_SECRET, "libpq connection string; empty: PG* variables"},
 	{"BATCH_MAX", CONFIG_INT, F(batch_max), "5000", 1, 10000, 0,
@@ -238,12 +229,8 @@ cmd_replay(int argc, char **argv)
 	rc.max_backoff_ms = 2000;
 	rc.idle_timeout_ms = 5000;
 
-	struct natsconn_config ncfg = {
-		.url = cfg.nats_url, .user = cfg.nats_user,
-		.password = cfg.nats_password, .token = cfg.nats_token,
-		.tls_ca = cfg.nats_tls_ca, .name = "tallyctl-replay",
-		.stream_replicas = 1,
-	};
+	struct natsconn_config ncfg = natsconn_config_of(&cfg.nats,
+	    "tallyctl-replay");
 	if (natsconn_open(&ncfg, NULL, &nc, &js) != 0) {
 		status = CMD_EXIT_CONFIG;
 		goto out;
@@ -252,7 +239,7 @@ cmd_replay(int argc, char **argv)
 		nats_Sleep(100);
 	if (!natsconn_connected(nc)) {
 		fprintf(stderr, "tallyctl replay: NATS at %s is unavailable\n",
-		    cfg.nats_url);
+		    cfg.nats.url);
 		status = CMD_EXIT_UNAVAILABLE;
 		goto out;
 	}
