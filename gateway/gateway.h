@@ -18,6 +18,7 @@
 struct dedup;
 struct publisher;
 struct ratelimit;
+struct watchdog;
 
 /* Filled by gwconfig_load from the table in gwconfig.c. */
 struct gw_config {
@@ -26,6 +27,7 @@ struct gw_config {
 	char *log_level;
 	long http_threads;
 	long max_connections;
+	long max_connections_per_ip;
 	long max_header_bytes;
 	long connection_timeout_s;
 	long max_body_bytes;
@@ -58,6 +60,7 @@ struct gateway {
 	struct dedup *dedup;
 	struct publisher *pub;
 	struct ratelimit *rl;       /* NULL: no rate limit */
+	struct watchdog *wd;        /* receive deadlines (slowloris) */
 	struct MHD_Daemon *httpd;
 	_Atomic bool draining;      /* SIGTERM: refuse new votes */
 	_Atomic long suspended;     /* requests waiting for Redis or NATS */

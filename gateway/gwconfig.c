@@ -24,12 +24,17 @@ static const struct config_entry gw_table[] = {
 	    "HTTP threads (1: one epoll thread; more: a pool)"),
 	E("MAX_CONNECTIONS", CONFIG_INT, max_connections, "20000", 1, 1000000,
 	    0, "open client connections; more are refused"),
+	E("MAX_CONNECTIONS_PER_IP", CONFIG_INT, max_connections_per_ip, "0", 0,
+	    1000000, 0, "open connections per client address; more are "
+	    "closed at once; 0: no limit (behind a proxy, every client has the "
+	    "proxy's address)"),
 	E("MAX_HEADER_BYTES", CONFIG_INT, max_header_bytes, "16384", 4096,
 	    1048576, 0, "memory per connection for the request line and "
 	    "headers, in bytes (over: 431)"),
 	E("CONNECTION_TIMEOUT_S", CONFIG_INT, connection_timeout_s, "30", 1,
-	    3600, 0, "an idle or slow (slowloris) connection is closed after "
-	    "this many seconds"),
+	    3600, 0, "an idle connection, or one whose request (line, headers "
+	    "and body) is not all in this many seconds after the connection "
+	    "or its previous answer (slowloris), is closed"),
 	E("MAX_BODY_BYTES", CONFIG_INT, max_body_bytes, "4096", 64, 1048576, 0,
 	    "largest vote body, in bytes (over: 413)"),
 	NATSCONN_CONFIG_ENTRIES(struct gw_config, nats),

@@ -109,6 +109,10 @@ gwmetrics_write(struct gw_metrics *m, struct buf *b, int ready, int redis_up)
 	metrics_write_counter(b, "tally_gateway_rate_limited_total",
 	    "Requests refused by the per-client rate limit (429).", "",
 	    metrics_get(&m->rate_limited));
+	metrics_write_counter(b, "tally_gateway_connections_cut_total",
+	    "Connections closed because a request was not in after "
+	    "CONNECTION_TIMEOUT_S (slowloris).", "",
+	    metrics_get(&m->connections_cut));
 	metrics_write_gauge(b, "tally_gateway_ready",
 	    "1 when NATS is connected and stream VOTES exists.", "",
 	    ready ? 1 : 0);

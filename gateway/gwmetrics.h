@@ -38,6 +38,7 @@ struct gw_metrics {
 	metrics_counter dedup_bypass;     /* vote published without Redis */
 	metrics_counter dedup_errors;     /* Redis command or connection errors */
 	metrics_counter rate_limited;     /* 429 answers */
+	metrics_counter connections_cut;  /* request not in by its deadline */
 	_Atomic long votes_in_flight;     /* suspended vote requests */
 	struct metrics_hist publish_seconds; /* publish -> PubAck */
 	struct metrics_hist request_seconds; /* vote request, first byte -> answer */

@@ -4,8 +4,8 @@
  * only after the PubAck. See docs/API.md.
  *
  * main is the table of contents: settings, then the modules in dependency
- * order (metrics, polls, Redis, NATS, HTTP), run until SIGTERM, drain, and
- * tear down in reverse.
+ * order (metrics, polls, Redis, NATS, the watchdog, HTTP), run until
+ * SIGTERM, drain, and tear down in reverse.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdatomic.h>
@@ -25,6 +25,7 @@
 #include "ratelimit.h"
 #include "routes.h"
 #include "sig.h"
+#include "watchdog.h"
 
 /* Waits until no request is suspended (bounded). Returns 0 when drained. */
 static int
@@ -108,12 +109,17 @@ main(int argc, char **argv)
 		goto out;
 	}
 
+	if ((gw.wd = watchdog_new(gw.cfg.connection_timeout_s * 1000,
+	    &gw.metrics.connections_cut)) == NULL)
+		goto out;
 	hc = (struct httpd_config){
 		.addr = gw.cfg.bind_addr, .port = gw.cfg.bind_port,
 		.threads = gw.cfg.http_threads,
 		.max_connections = gw.cfg.max_connections,
+		.max_connections_per_ip = gw.cfg.max_connections_per_ip,
 		.max_header_bytes = gw.cfg.max_header_bytes,
 		.connection_timeout_s = gw.cfg.connection_timeout_s,
+		.notify_connection = watchdog_notify, .notify_cls = gw.wd,
 	};
 	if ((gw.httpd = httpd_start(&hc, routes_handle, routes_completed,
 	    &gw)) == NULL)
@@ -130,12 +136,14 @@ main(int argc, char **argv)
 		 * the exit. Their votes may still be acked: the stream, not
 		 * this answer, is the truth. */
 		gw.httpd = NULL;
+		gw.wd = NULL; /* MHD's connections still point into it */
 		status = 1;
 	} else {
 		status = 0;
 	}
 out:
 	httpd_stop(gw.httpd);
+	watchdog_free(gw.wd);
 	publish_close(gw.pub, gw.cfg.publish_timeout_ms);
 	dedup_free(gw.dedup);
 	ratelimit_free(gw.rl);

@@ -5,6 +5,12 @@
  * closure, so jobs are found through a small hash map keyed by the message
  * pointer. An entry is added before the publish call (the ack may arrive
  * before js_PublishMsgAsync returns) and removed by whoever finishes it.
+ *
+ * Stream VOTES is not assumed to live forever once made: a server that
+ * comes back without its store, or an operator's `nats stream rm`, leaves
+ * publishes with no responder. A PubAck error that says so, or a periodic
+ * look, wakes the stream thread, which marks the gateway not ready and
+ * makes the stream again; the vote that hit the gap got its 503.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "publish.h"
@@ -15,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <nats/status.h>
 
 #include "codec.h"
 #include "log.h"
@@ -27,9 +35,12 @@ struct publisher {
 	long replicas;
 	_Atomic long pending;
 	_Atomic bool stream_ok;
+	_Atomic bool stream_check;  /* a publish found no stream: look now */
 	_Atomic bool stopping;
 	pthread_t ensure_thread;
 	bool ensure_started;
+	pthread_mutex_t wake_lock;  /* with wake: the stream thread's sleep */
+	pthread_cond_t wake;
 
 	pthread_mutex_t map_lock;
 	struct publish_job **buckets;
@@ -75,6 +86,27 @@ publish_map_take(struct publisher *p, const void *msg)
 	return job;
 }
 
+/* Wakes the stream thread to look for the stream. Cheap after the first
+ * call: one failure per gap wakes it, the rest find the flag set. */
+static void
+publish_stream_suspect(struct publisher *p)
+{
+	if (atomic_exchange(&p->stream_check, true))
+		return;
+	pthread_mutex_lock(&p->wake_lock);
+	pthread_cond_signal(&p->wake);
+	pthread_mutex_unlock(&p->wake_lock);
+}
+
+/* Errors that mean nothing serves the subject: no stream (or none for
+ * these subjects), or JetStream itself gone. */
+static bool
+publish_no_stream(natsStatus err, jsErrCode code)
+{
+	return err == NATS_NO_RESPONDERS || err == NATS_NOT_FOUND ||
+	    code == JSStreamNotFoundErr || code == JSStreamNotMatchErr;
+}
+
 /* Runs on a nats.c thread for every PubAck, error or timeout. */
 static void
 publish_on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
@@ -98,6 +130,8 @@ publish_on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
 		natsStatus err = pae != NULL ? pae->Err : NATS_ERR;
 		job->status = err == NATS_TIMEOUT ? PUBLISH_TIMEOUT :
 		    PUBLISH_FAILED;
+		if (publish_no_stream(err, pae != NULL ? pae->ErrCode : 0))
+			publish_stream_suspect(p);
 		log_debug("publish %s: %s (JetStream error %d)",
 		    job->vote->cast_id, natsStatus_GetText(err),
 		    pae != NULL ? (int)pae->ErrCode : 0);
@@ -116,8 +150,55 @@ publish_sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-/* Creates or verifies stream VOTES, retrying until it works: a gateway
- * starts while NATS is down and becomes ready when NATS comes. */
+/* Sleeps up to ms, or until publish_close, or (if on_suspect) until
+ * publish_stream_suspect. */
+static void
+publish_wait_ms(struct publisher *p, long ms, bool on_suspect)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&p->wake_lock);
+	while (!atomic_load(&p->stopping) &&
+	    !(on_suspect && atomic_load(&p->stream_check)) &&
+	    pthread_cond_timedwait(&p->wake, &p->wake_lock, &until) == 0)
+		;
+	pthread_mutex_unlock(&p->wake_lock);
+}
+
+/* Is stream VOTES there? 1 yes, 0 no (or no JetStream), -1 unknown (a
+ * timeout, a disconnect): only a clear "no" makes the gateway unready. */
+static int
+publish_stream_exists(struct publisher *p)
+{
+	jsStreamInfo *si = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s;
+
+	s = js_GetStreamInfo(&si, p->js, NATSCONN_STREAM, NULL, &jerr);
+	jsStreamInfo_Destroy(si);
+	if (s == NATS_OK)
+		return 1;
+	return publish_no_stream(s, jerr) ? 0 : -1;
+}
+
+/*
+ * The stream thread, for the publisher's whole life: creates or verifies
+ * stream VOTES until that works (a gateway starts while NATS is down and
+ * becomes ready when NATS comes), then looks for it every
+ * PUBLISH_STREAM_CHECK_MS or at once when a publish finds no stream, and
+ * starts over when it is gone. Looks are at least PUBLISH_STREAM_RETRY_MS
+ * apart, however many votes fail meanwhile.
+ */
+#define PUBLISH_STREAM_CHECK_MS 5000
+#define PUBLISH_STREAM_RETRY_MS 500
+
 static void *
 publish_ensure_main(void *arg)
 {
@@ -125,19 +206,34 @@ publish_ensure_main(void *arg)
 	bool warned = false;
 
 	while (!atomic_load(&p->stopping)) {
-		if (natsconn_connected(p->nc)) {
-			if (natsconn_stream_ensure(p->js, p->replicas) == 0) {
+		if (!atomic_load(&p->stream_ok)) {
+			atomic_store(&p->stream_check, false);
+			if (natsconn_connected(p->nc) &&
+			    natsconn_stream_ensure(p->js, p->replicas) == 0) {
 				atomic_store(&p->stream_ok, true);
 				log_info("nats: stream %s ready", NATSCONN_STREAM);
-				break;
+				warned = false;
+				continue;
 			}
-			if (!warned)
+			if (!warned && natsconn_connected(p->nc)) {
 				log_warn("nats: stream %s not ready; retrying",
 				    NATSCONN_STREAM);
-			warned = true;
+				warned = true;
+			}
+			publish_wait_ms(p, PUBLISH_STREAM_RETRY_MS, false);
+			continue;
 		}
-		for (int i = 0; i < 10 && !atomic_load(&p->stopping); i++)
-			publish_sleep_ms(50);
+		publish_wait_ms(p, PUBLISH_STREAM_CHECK_MS, true);
+		if (atomic_load(&p->stopping))
+			break;
+		atomic_store(&p->stream_check, false);
+		if (natsconn_connected(p->nc) && publish_stream_exists(p) == 0) {
+			atomic_store(&p->stream_ok, false);
+			log_warn("nats: stream %s is gone; making it again",
+			    NATSCONN_STREAM);
+			continue;
+		}
+		publish_wait_ms(p, PUBLISH_STREAM_RETRY_MS, false);
 	}
 	return NULL;
 }
@@ -156,6 +252,8 @@ publish_open(const struct publish_config *cfg,
 	p->metrics = m;
 	p->replicas = nats->stream_replicas;
 	pthread_mutex_init(&p->map_lock, NULL);
+	pthread_mutex_init(&p->wake_lock, NULL);
+	pthread_cond_init(&p->wake, NULL);
 	for (p->nbuckets = 1024; p->nbuckets < (size_t)cfg->max_pending * 2;)
 		p->nbuckets *= 2;
 	p->buckets = calloc(p->nbuckets, sizeof(*p->buckets));
@@ -259,11 +357,16 @@ publish_close(struct publisher *p, long timeout_ms)
 		publish_sleep_ms(10);
 		timeout_ms -= 10;
 	}
+	pthread_mutex_lock(&p->wake_lock);
 	atomic_store(&p->stopping, true);
+	pthread_cond_signal(&p->wake);
+	pthread_mutex_unlock(&p->wake_lock);
 	if (p->ensure_started)
 		pthread_join(p->ensure_thread, NULL);
 	natsconn_close(p->nc, p->js, 1000);
 	free(p->buckets);
 	pthread_mutex_destroy(&p->map_lock);
+	pthread_cond_destroy(&p->wake);
+	pthread_mutex_destroy(&p->wake_lock);
 	free(p);
 }

@@ -23,6 +23,7 @@
 #include "publish.h"
 #include "ratelimit.h"
 #include "request.h"
+#include "watchdog.h"
 
 #define COOKIE_NAME "voter_id"
 #define COOKIE_ATTRS "; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax"
@@ -230,6 +231,40 @@ static const struct {
 	{PARSE_UNKNOWN_OPTION, 422, "unknown_option"},
 };
 
+/* 413: the vote page for the form, JSON elsewhere. */
+static enum MHD_Result
+routes_too_large(struct request *r)
+{
+	char msg[96];
+
+	snprintf(msg, sizeof(msg), "the body is over %ld bytes",
+	    r->gw->cfg.max_body_bytes);
+	return routes_vote_error(r, 413, "payload_too_large", msg);
+}
+
+/*
+ * First call of a request whose Content-Length is over MAX_BODY_BYTES, on
+ * any route: answered before the body is read. MHD (0.9.75) takes a
+ * response queued on the first call as "early": it reads no body, adds
+ * "Connection: close" and closes after the answer, so the unread body can
+ * never be taken for a next request on a kept-alive connection.
+ */
+static enum MHD_Result
+routes_declared_too_large(struct request *r, const char *url)
+{
+	const char *cap[1];
+	size_t cap_len[1];
+
+	if (strcmp(url, "/") == 0 && routes_is(r->method, "POST")) {
+		r->route = GW_ROUTE_FORM;
+		r->form = true;
+	} else if (httpd_path_match(url, "/api/v1/polls/*/votes", cap,
+	    cap_len, 1)) {
+		r->route = GW_ROUTE_VOTES;
+	}
+	return routes_too_large(r);
+}
+
 /* POST / and POST /api/v1/polls/{poll}/votes, once the body is in. */
 static enum MHD_Result
 routes_vote(struct request *r)
@@ -243,12 +278,8 @@ routes_vote(struct request *r)
 	if (atomic_load(&gw->draining))
 		return routes_vote_error(r, 503, "unavailable",
 		    "the gateway is shutting down");
-	if (r->body.too_large || r->too_large) {
-		char msg[96];
-		snprintf(msg, sizeof(msg), "the body is over %ld bytes",
-		    gw->cfg.max_body_bytes);
-		return routes_vote_error(r, 413, "payload_too_large", msg);
-	}
+	if (r->body.too_large)
+		return routes_too_large(r);
 	if (gw->rl != NULL) {
 		httpd_client_addr(r->conn, client, sizeof(client));
 		if (!ratelimit_allow(gw->rl, client, metrics_now_us())) {
@@ -477,12 +508,16 @@ routes_handle(void *cls, struct MHD_Connection *c, const char *url,
 		if (r == NULL)
 			return MHD_NO;
 		*con_cls = r;
-		/* A declared oversize body is refused before it is read. */
+		/* MHD has checked that a Content-Length is all digits (else
+		 * 400); one too long for strtoull saturates, still "over". */
 		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 		    MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl != NULL && strtoull(cl, NULL, 10) >
-		    (unsigned long long)gw->cfg.max_body_bytes)
-			r->too_large = true;
+		    (unsigned long long)gw->cfg.max_body_bytes) {
+			if (!watchdog_request_in(c))
+				return MHD_NO;
+			return routes_declared_too_large(r, url);
+		}
 		return MHD_YES;
 	}
 	if (r->suspended) {
@@ -490,12 +525,19 @@ routes_handle(void *cls, struct MHD_Connection *c, const char *url,
 		return routes_answer_vote(r);
 	}
 	if (*upload_data_size > 0) {
-		if (!r->too_large && httpd_body_add(&r->body, upload_data,
+		/* A chunked body past the limit is dropped as it comes: MHD
+		 * 0.9.75 refuses a response queued in the middle of a body
+		 * (MHD_queue_response fails outside the first and the last
+		 * call), so the 413 goes out at its end. */
+		if (httpd_body_add(&r->body, upload_data,
 		    *upload_data_size) != 0)
 			return MHD_NO;
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
+	/* All in: from here the request is answered, never cut. */
+	if (!watchdog_request_in(c))
+		return MHD_NO;
 	return routes_dispatch(r, url);
 }
 
@@ -522,4 +564,5 @@ routes_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	if (gw->access_log)
 		accesslog_write(r, c, metrics_now_us());
 	request_free(r);
+	watchdog_request_done(c);
 }

@@ -20,6 +20,10 @@ struct httpd_config {
 	long max_connections;      /* beyond this, connections are refused */
 	long max_header_bytes;     /* per-connection memory for headers */
 	long connection_timeout_s; /* idle or slow (slowloris) connections */
+	long max_connections_per_ip; /* 0: no per-address limit */
+	/* MHD_OPTION_NOTIFY_CONNECTION, or NULL; notify_cls is its closure */
+	MHD_NotifyConnectionCallback notify_connection;
+	void *notify_cls;
 };
 
 /*

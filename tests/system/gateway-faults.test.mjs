@@ -157,3 +157,53 @@ test('NATS killed and restarted while votes flow: every 2xx is in the stream, 50
     await stream.close();
   }
 });
+
+// Stream VOTES is looked for again after start: deleted (or lost with a
+// server that came back without its store), the gateway marks itself not
+// ready and makes it again; a vote that hits the gap gets a 503, the next
+// ones land in the new stream. Last in this file: it replaces the stream.
+test('stream VOTES deleted: /readyz turns 503, the stream is made again, votes land in it', T, async () => {
+  const stream = await openStream(stack);
+  try {
+    await waitFor(async () => (await http('GET', `${gw.url}/readyz`)).status === 200, { timeoutMs: 10000, what: 'ready' });
+    // 1. Deleted, with another stream squatting on votes.> so that VOTES
+    //    cannot be made again yet: votes are refused (ExpectStream keeps
+    //    them out of the squatter) and /readyz says why.
+    await stream.jsm.streams.delete('VOTES');
+    await stream.jsm.streams.add({ name: 'SQUAT', subjects: ['votes.>'] });
+    const refused = await apiVote(gw, 'default', { voter: newVoter('gap'), option: 'a' });
+    assert.equal(refused.status, 503, refused.body);
+    assert.ok(refused.headers['retry-after']);
+    await waitFor(async () => (await http('GET', `${gw.url}/readyz`)).status === 503, { timeoutMs: 8000, what: '/readyz 503 without the stream' });
+    assert.equal((await stream.jsm.streams.info('SQUAT')).state.messages, 0, 'nothing published into another stream');
+    // 2. The squatter gone: VOTES comes back by itself, no vote needed.
+    await stream.jsm.streams.delete('SQUAT');
+    await waitFor(async () => (await http('GET', `${gw.url}/readyz`)).status === 200, { timeoutMs: 8000, what: '/readyz 200 again' });
+    assert.equal(await stream.count(), 0, 'a new, empty stream');
+    let ok = await apiVote(gw, 'default', { voter: newVoter('back'), option: 'b' });
+    assert.equal(ok.status, 200, ok.body);
+    assert.equal((await stream.get(ok.json.seq))?.vote.option, 'b');
+    // 3. Deleted again while votes flow: after a few 503s at most, votes
+    //    are accepted again, each in the new stream.
+    await stream.jsm.streams.delete('VOTES');
+    const t0 = Date.now();
+    const statuses = [];
+    for (;;) {
+      ok = await apiVote(gw, 'default', { voter: newVoter('flow'), option: 'a' });
+      statuses.push(ok.status);
+      if (ok.status === 200) break;
+      assert.equal(ok.status, 503, ok.body);
+      assert.ok(Date.now() - t0 < 10000, `still refused after ${Date.now() - t0} ms: ${statuses.join(' ')}`);
+      await sleep(50);
+    }
+    const answers = await pool(20, 4, () => apiVote(gw, 'default', { voter: newVoter('flow'), option: 'b' }));
+    for (const r of answers) assert.equal(r.status, 200, r.body);
+    for (const r of [ok, ...answers]) assert.equal((await stream.get(r.json.seq))?.vote.voter, r.json.voter);
+    // A 503 never proves a vote absent (docs/API.md), so only bounds here.
+    const n = await stream.count();
+    assert.ok(n >= 21 && n <= 20 + statuses.length, `${n} messages in the new stream`);
+    console.log(`stream deleted under load: ${statuses.length - 1} vote(s) refused, accepted again after ${Date.now() - t0} ms`);
+  } finally {
+    await stream.close();
+  }
+});
