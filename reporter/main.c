@@ -21,6 +21,7 @@
 #include "sig.h"
 #include "sse.h"
 #include "tallies.h"
+#include "watchdog.h"
 
 /* File descriptors needed besides connections: listen socket, epoll,
  * PostgreSQL, logs, eventfds. */
@@ -65,6 +66,7 @@ main(int argc, char **argv)
 	struct sse_hub *hub = NULL;
 	struct listener *listener = NULL;
 	struct MHD_Daemon *d = NULL;
+	struct watchdog *wd = NULL;
 	struct httpd_config hc;
 	struct listener_config lc;
 	enum log_level level;
@@ -118,6 +120,12 @@ main(int argc, char **argv)
 	r.hub = hub;
 	r.listener = listener;
 	r.metrics = &metrics;
+	/* libmicrohttpd only times out idle connections; the watchdog also
+	 * cuts a request dripped in a byte at a time (slowloris). */
+	wd = watchdog_new(cfg.http_timeout_s * 1000, &metrics.connections_cut);
+	if (wd == NULL)
+		goto out;
+	memset(&hc, 0, sizeof(hc));
 	hc.addr = cfg.bind_addr;
 	hc.port = cfg.bind_port;
 	hc.threads = cfg.http_threads;
@@ -125,7 +133,9 @@ main(int argc, char **argv)
 	/* Request headers and the send buffer; no route reads a body. */
 	hc.max_header_bytes = cfg.http_connection_bytes;
 	hc.connection_timeout_s = cfg.http_timeout_s;
-	if ((d = httpd_start(&hc, routes_handle, NULL, &r)) == NULL)
+	hc.notify_connection = watchdog_notify;
+	hc.notify_cls = wd;
+	if ((d = httpd_start(&hc, routes_handle, routes_completed, &r)) == NULL)
 		goto out;
 	log_info("listening on http://%s:%ld (%zu polls, up to %ld "
 	    "connections)", cfg.bind_addr, cfg.bind_port, polls_count(polls),
@@ -145,6 +155,7 @@ out:
 	/* Reverse order. The daemon goes before the hub: closing it frees
 	 * the streams' clients, which the hub's lists point to. */
 	httpd_stop(d);
+	watchdog_free(wd);
 	listener_free(listener);
 	sse_hub_free(hub);
 	tallies_free(tallies);

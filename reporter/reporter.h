@@ -45,6 +45,7 @@ struct reporter_metrics {
 	metrics_counter safety_polls;      /* full reloads on the timer */
 	metrics_counter pg_errors;         /* failed queries or lost connections */
 	metrics_counter pg_connects;       /* successful (re)connections */
+	metrics_counter connections_cut;   /* requests too slow to arrive */
 	_Atomic long sse_clients;          /* streams open now */
 };
 

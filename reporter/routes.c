@@ -16,6 +16,7 @@
 #include "polls.h"
 #include "sse.h"
 #include "tallies.h"
+#include "watchdog.h"
 
 /* The poll named by segment [id, id + len), or NULL after answering 404. */
 static const struct poll *
@@ -163,6 +164,10 @@ routes_metrics(struct reporter *r, struct MHD_Connection *c)
 	metrics_write_counter(&b, "tally_reporter_pg_connects_total",
 	    "Successful PostgreSQL (re)connections.", "",
 	    metrics_get(&m->pg_connects));
+	metrics_write_counter(&b, "tally_reporter_connections_cut_total",
+	    "Connections cut because a request did not arrive in full within "
+	    "CONNECTION_TIMEOUT_S (slowloris).", "",
+	    metrics_get(&m->connections_cut));
 	metrics_write_gauge(&b, "tally_reporter_ready",
 	    "1 when PostgreSQL is connected and the tallies table readable.",
 	    "", listener_ready(r->listener) ? 1 : 0);
@@ -189,10 +194,13 @@ routes_handle(void *cls, struct MHD_Connection *c, const char *url,
 
 	(void)version;
 	(void)upload_data;
+	(void)con_cls;
 	/* Every route is a GET: answer on the first call. A body, if any,
-	 * is never read; MHD discards it after the answer. */
+	 * is never read; MHD discards it after the answer. From here the
+	 * request is answered, never cut; MHD_NO if the watchdog was first. */
 	*upload_data_size = 0;
-	*con_cls = NULL;
+	if (!watchdog_request_in(c))
+		return MHD_NO;
 	metrics_inc(&r->metrics->http_requests);
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
 	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
@@ -247,4 +255,15 @@ routes_handle(void *cls, struct MHD_Connection *c, const char *url,
 		    httpd_response_new("", 0, NULL, 0));
 	return httpd_send_error(c, MHD_HTTP_NOT_FOUND, "not_found",
 	    "no such resource");
+}
+
+void
+routes_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	(void)cls;
+	(void)con_cls;
+	(void)toe;
+	/* The next request on a kept-alive connection gets a fresh deadline. */
+	watchdog_request_done(c);
 }

@@ -19,4 +19,9 @@ enum MHD_Result routes_handle(void *cls, struct MHD_Connection *c,
     const char *url, const char *method, const char *version,
     const char *upload_data, size_t *upload_data_size, void **con_cls);
 
+/* MHD's request-completed callback: the connection's next request starts
+ * its watchdog deadline (lib/watchdog.h). */
+void routes_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+    enum MHD_RequestTerminationCode toe);
+
 #endif

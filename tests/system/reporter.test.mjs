@@ -8,6 +8,7 @@
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
+import net from 'node:net';
 import { startStack, http, waitFor, dumpLogs } from './harness.mjs';
 import { openSse, TALLIES_DDL, setTallySql } from './reporter_sse.mjs';
 
@@ -254,6 +255,35 @@ test('metrics: clients connected, updates sent, tally age', async () => {
     assert.ok(age >= 0 && age < SAFETY_POLL_MS / 1000 + 2, `tally age ${age}`);
   } finally {
     s.close();
+  }
+});
+
+test('slowloris: a request dripped a byte at a time is cut after CONNECTION_TIMEOUT_S; streams are not', async () => {
+  const slow = await stack.startReporter({ ...REP_ENV, CONNECTION_TIMEOUT_S: '2' });
+  try {
+    // An event stream is an answer in progress: it outlives the deadline.
+    const s = await openSse(`${slow.url}/api/v1/polls/default/events`);
+    await s.waitEvents(1);
+    const sock = net.connect(slow.port, '127.0.0.1');
+    await new Promise((resolve) => sock.once('connect', resolve));
+    const started = Date.now();
+    const closed = new Promise((resolve) => sock.once('close', () => resolve(Date.now() - started)));
+    sock.on('error', () => {});
+    const line = 'GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ' + 'a'.repeat(200);
+    let i = 0;
+    const drip = setInterval(() => { if (i < line.length && !sock.destroyed) sock.write(line[i++]); }, 250);
+    const ms = await Promise.race([closed, sleep(15000).then(() => -1)]);
+    clearInterval(drip);
+    sock.destroy();
+    assert.ok(ms > 0, 'the dripping connection was never closed');
+    assert.ok(ms >= 1500 && ms < 6000, `cut after ${ms} ms with a 2 s deadline`);
+    assert.equal((await http('GET', `${slow.url}/healthz`)).status, 200);
+    const m = (await http('GET', `${slow.url}/metrics`)).body;
+    assert.match(m, /^tally_reporter_connections_cut_total [1-9]/m);
+    assert.ok(!s.ended, 'the event stream is still open');
+    s.close();
+  } finally {
+    assert.equal(await slow.stop('SIGTERM'), 0);
   }
 });
 

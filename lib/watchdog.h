@@ -18,8 +18,8 @@
  * only touched under the lock that MHD_CONNECTION_NOTIFY_CLOSED takes
  * before MHD closes the descriptor, so it can never be a reused one.
  */
-#ifndef TALLY_GATEWAY_WATCHDOG_H
-#define TALLY_GATEWAY_WATCHDOG_H
+#ifndef TALLY_WATCHDOG_H
+#define TALLY_WATCHDOG_H
 
 #include <microhttpd.h>
 #include <stdbool.h>
