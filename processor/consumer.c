@@ -94,6 +94,7 @@ consumer_bind(struct consumer *c)
 	    "$JS.API.CONSUMER.MSG.NEXT.%s.%s", NATSCONN_STREAM,
 	    c->cfg.durable);
 	snprintf(subject, sizeof(subject), "%s.*", c->inbox);
+	c->reply[0] = '\0';
 	s = natsConnection_SubscribeSync(&c->sub, c->nc, subject);
 	/* What is queued is bounded by our own requests (and MaxAckPending):
 	 * no slow-consumer drops. */
@@ -123,95 +124,96 @@ consumer_status(natsMsg *msg)
 	return v;
 }
 
-enum consumer_fetch_result
-consumer_fetch(struct consumer *c, natsMsgList *list, int batch, long wait_ms)
+int
+consumer_request(struct consumer *c, int n, long expires_ms)
 {
-	char reply[96], req[96];
-	natsMsg **msgs;
-	int count = 0, queued = 0, queued_bytes = 0, want;
-	uint64_t deadline_us;
-	bool asked = false;
-	natsStatus s = NATS_OK;
+	char req[96];
+	natsStatus s;
 
-	memset(list, 0, sizeof(*list));
-	if (c->sub == NULL)
-		return CONSUMER_FAILED;
-	if ((msgs = calloc((size_t)batch, sizeof(*msgs))) == NULL)
-		return CONSUMER_FAILED;
-	/* Messages still queued (an earlier request's, past the earlier
-	 * batch) count towards this batch: ask only for the rest. */
-	if (natsSubscription_GetPending(c->sub, &queued, &queued_bytes) !=
-	    NATS_OK)
-		queued = 0;
-	want = batch - queued;
-	snprintf(reply, sizeof(reply), "%s.%" PRIu64, c->inbox,
+	if (c->sub == NULL || n < 1)
+		return -1;
+	snprintf(c->reply, sizeof(c->reply), "%s.%" PRIu64, c->inbox,
 	    ++c->fetch_id);
-	if (want > 0) {
-		/* The server answers 408 when expires passes with the batch
-		 * not full, and 404 ... never with no_wait unset. */
-		snprintf(req, sizeof(req), "{\"batch\":%d,\"expires\":%lld}",
-		    want, (long long)wait_ms * 1000000LL);
-		s = natsConnection_PublishRequestString(c->nc,
-		    c->next_subject, reply, req);
-		if (s != NATS_OK)
-			goto fail;
-		asked = true;
+	/* The server answers 408 when expires passes with the request not
+	 * filled, and nothing when it is (no_wait unset: no 404 either). */
+	snprintf(req, sizeof(req), "{\"batch\":%d,\"expires\":%lld}", n,
+	    (long long)expires_ms * 1000000LL);
+	s = natsConnection_PublishRequestString(c->nc, c->next_subject,
+	    c->reply, req);
+	if (s != NATS_OK) {
+		log_debug("nats: pull request: %s", natsStatus_GetText(s));
+		return -1;
 	}
-	/* Our own deadline is a little after the server's expiry, so that
-	 * its 408 normally ends the fetch. */
-	deadline_us = metrics_now_us() + (uint64_t)wait_ms * 1000 + 100000;
-	while (count < batch) {
-		natsMsg *msg = NULL;
-		uint64_t now = metrics_now_us();
-		int64_t left_ms;
-		const char *status;
+	return 0;
+}
 
-		/* Without a request of ours, only take what is queued. */
-		left_ms = !asked ? 0 : now >= deadline_us ? 0 :
-		    (int64_t)(deadline_us - now) / 1000;
-		s = natsSubscription_NextMsg(&msg, c->sub, left_ms > 0 ?
-		    left_ms : 1);
-		if (s == NATS_TIMEOUT) {
-			s = NATS_OK;
-			break;
+enum consumer_next_result
+consumer_next(struct consumer *c, natsMsg **msg, long timeout_ms)
+{
+	uint64_t deadline_us = 0;
+	int64_t left_ms = timeout_ms > 0 ? timeout_ms : 1;
+
+	*msg = NULL;
+	if (c->sub == NULL)
+		return CONSUMER_NEXT_FAILED;
+	for (;;) {
+		natsMsg *m = NULL;
+		const char *status;
+		natsStatus s;
+
+		s = natsSubscription_NextMsg(&m, c->sub, left_ms);
+		if (s == NATS_TIMEOUT)
+			return CONSUMER_NEXT_NONE;
+		if (s != NATS_OK) {
+			log_debug("nats: next message: %s",
+			    natsStatus_GetText(s));
+			return CONSUMER_NEXT_FAILED;
 		}
-		if (s != NATS_OK)
-			goto fail;
-		if ((status = consumer_status(msg)) == NULL) {
-			msgs[count++] = msg;
-			continue;
+		if ((status = consumer_status(m)) == NULL) {
+			*msg = m;
+			return CONSUMER_NEXT_MSG;
 		}
-		/* 404/408/409 for this request end it; a status for an
-		 * earlier request, or a heartbeat (100), means nothing. */
-		if (strcmp(natsMsg_GetSubject(msg), reply) == 0 &&
+		/* 404/408/409 for the current request end it; a status for
+		 * an earlier request, or a heartbeat (100), means nothing. */
+		if (strcmp(natsMsg_GetSubject(m), c->reply) == 0 &&
 		    strncmp(status, "100", 3) != 0) {
 			if (strncmp(status, "404", 3) != 0 &&
 			    strncmp(status, "408", 3) != 0) {
 				const char *desc = NULL;
 
-				(void)natsMsgHeader_Get(msg, "Description",
+				(void)natsMsgHeader_Get(m, "Description",
 				    &desc);
 				log_debug("nats: pull request: %s %s", status,
 				    desc != NULL ? desc : "");
 			}
-			natsMsg_Destroy(msg);
-			break;
+			natsMsg_Destroy(m);
+			return CONSUMER_NEXT_END;
 		}
-		natsMsg_Destroy(msg);
+		natsMsg_Destroy(m);
+		/* The clock only on this rare path: the common one (a
+		 * message) costs no clock reading of ours. */
+		if (deadline_us == 0)
+			deadline_us = metrics_now_us() +
+			    (uint64_t)left_ms * 1000;
+		else {
+			uint64_t now = metrics_now_us();
+
+			if (now >= deadline_us)
+				return CONSUMER_NEXT_NONE;
+			left_ms = (int64_t)(deadline_us - now + 999) / 1000;
+		}
 	}
-	if (count == 0) {
-		free(msgs);
-		return CONSUMER_EMPTY;
-	}
-	list->Msgs = msgs;
-	list->Count = count;
-	return CONSUMER_MESSAGES;
-fail:
-	for (int i = 0; i < count; i++)
-		natsMsg_Destroy(msgs[i]);
-	free(msgs);
-	log_debug("nats: fetch: %s", natsStatus_GetText(s));
-	return CONSUMER_FAILED;
+}
+
+int
+consumer_queued(struct consumer *c)
+{
+	int msgs = 0, bytes = 0;
+
+	if (c->sub == NULL ||
+	    natsSubscription_GetPending(c->sub, &msgs, &bytes) != NATS_OK)
+		return 0;
+	return msgs;
 }
 
 int

@@ -5,8 +5,10 @@
  * subscription. Not natsSubscription_Fetch: in nats.c 3.4.1 it can write
  * past the end of its own message array when messages of an earlier pull
  * request arrive during a fetch (seen under valgrind at ~80k msgs/s: heap
- * corruption, then an abort). Here a fetch never returns more than it was
- * asked for; surplus messages wait in the subscription for the next fetch.
+ * corruption, then an abort). Not a fetch either: the caller keeps a
+ * request open and takes messages one by one as they arrive, so that none
+ * waits for a batch to fill (worker.h); how much it asks for is its own
+ * bound on the messages it holds.
  */
 #ifndef TALLY_PROCESSOR_CONSUMER_H
 #define TALLY_PROCESSOR_CONSUMER_H
@@ -22,10 +24,12 @@ struct consumer_config {
 	long stream_replicas;  /* for natsconn_stream_ensure */
 };
 
-enum consumer_fetch_result {
-	CONSUMER_MESSAGES, /* list holds at least one message */
-	CONSUMER_EMPTY,    /* nothing arrived within the wait */
-	CONSUMER_FAILED,   /* NATS down, consumer gone, ...: back off, rebind */
+enum consumer_next_result {
+	CONSUMER_NEXT_MSG,    /* *msg is a message of the stream */
+	CONSUMER_NEXT_NONE,   /* nothing arrived within the timeout */
+	CONSUMER_NEXT_END,    /* the server ended the current request (404,
+	                       * 408 expired, 409 ...): ask again */
+	CONSUMER_NEXT_FAILED, /* NATS down, not bound, ...: back off */
 };
 
 enum consumer_ack {
@@ -43,6 +47,7 @@ struct consumer {
 	char inbox[64];                /* "_INBOX.<nuid>" */
 	char next_subject[256];        /* $JS.API.CONSUMER.MSG.NEXT.<s>.<c> */
 	uint64_t fetch_id;             /* pull requests sent */
+	char reply[96];                /* the current request's inbox */
 };
 
 /* Zeroes c and remembers nc, js and cfg (all borrowed). */
@@ -56,11 +61,25 @@ void consumer_init(struct consumer *c, natsConnection *nc, jsCtx *js,
  */
 int consumer_bind(struct consumer *c) __attribute__((warn_unused_result));
 
-/* Fetches up to batch messages (never more), waiting about wait_ms at
- * most. On CONSUMER_MESSAGES, list belongs to the caller
- * (natsMsgList_Destroy). */
-enum consumer_fetch_result consumer_fetch(struct consumer *c,
-    natsMsgList *list, int batch, long wait_ms);
+/*
+ * Asks the server for up to n more messages, delivered as they come while
+ * the request lives (at most expires_ms). The new request becomes the
+ * current one: only its end is reported by consumer_next (an earlier
+ * request's status is ignored). Returns 0, or -1 if it could not be sent.
+ */
+int consumer_request(struct consumer *c, int n, long expires_ms)
+    __attribute__((warn_unused_result));
+
+/*
+ * Waits at most timeout_ms (>= 1) for the next message of any request.
+ * On CONSUMER_NEXT_MSG, *msg belongs to the caller (natsMsg_Destroy, after
+ * consumer_ack).
+ */
+enum consumer_next_result consumer_next(struct consumer *c, natsMsg **msg,
+    long timeout_ms);
+
+/* Messages already received and waiting to be taken by consumer_next. */
+int consumer_queued(struct consumer *c);
 
 /*
  * Asks the server for the consumer's state: *pending is the lag (messages
@@ -71,7 +90,7 @@ int consumer_state(struct consumer *c, uint64_t *pending,
     uint64_t *ack_pending) __attribute__((warn_unused_result));
 
 /*
- * Acknowledges msg (fetched by consumer_fetch) as kind. Thread-safe: any
+ * Acknowledges msg (from consumer_next) as kind. Thread-safe: any
  * thread may ack any message. Returns 0, or -1 if it could not be sent
  * (the server then redelivers after AckWait, which the sequence rule
  * makes harmless).

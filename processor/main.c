@@ -45,9 +45,9 @@ static const struct config_entry processor_table[] = {
 	{"DATABASE_URL", CONFIG_STR, F(database_url), NULL, 0, 0,
 	    CONFIG_SECRET, "libpq connection string; empty: PG* variables"},
 	{"BATCH_MAX", CONFIG_INT, F(batch_max), "1000", 1, 10000, 0,
-	    "messages per fetch and per transaction"},
+	    "most votes per transaction (a batch never waits to fill)"},
 	{"FETCH_WAIT_MS", CONFIG_INT, F(fetch_wait_ms), "100", 1, 60000, 0,
-	    "longest wait for a batch to fill, in ms"},
+	    "lifetime of one pull request at the server, in ms"},
 	{"ACK_WAIT_S", CONFIG_INT, F(ack_wait_s), "30", 1, 3600, 0,
 	    "consumer AckWait: redelivery after this many s without ack"},
 	{"MAX_ACK_PENDING", CONFIG_INT, F(max_ack_pending), "20000", 1,
@@ -124,8 +124,8 @@ main(int argc, char **argv)
 		goto out;
 	if ((httpd = endpoints_start(cfg.bind_addr, cfg.bind_port, &w)) == NULL)
 		goto out;
-	log_info("listening on %s:%ld; batches of up to %ld, fetch wait %ld "
-	    "ms, %ld store connections", cfg.bind_addr, cfg.bind_port,
+	log_info("listening on %s:%ld; batches of up to %ld, pull requests "
+	    "of %ld ms, %ld store connections", cfg.bind_addr, cfg.bind_port,
 	    cfg.batch_max, cfg.fetch_wait_ms, cfg.store_connections);
 	if (worker_run(&w) != 0)
 		goto out;

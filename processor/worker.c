@@ -1,5 +1,6 @@
 /*
- * worker.c - fetch thread and store thread around a ring of batches.
+ * worker.c - fetch thread and store threads around a queue of decoded
+ * messages (group commit).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "worker.h"
@@ -20,6 +21,14 @@ static const double worker_size_bounds[] = {
 	1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000,
 };
 
+/* Messages the fetch thread decodes between two handovers to the queue
+ * (one lock, one wake-up for all of them). */
+#define WORKER_HANDOVER 256
+
+/* How long after its expiry a pull request without a 408 is taken for
+ * ended (see worker_fetch_main). */
+#define WORKER_REQUEST_GRACE_MS 10
+
 int
 worker_init(struct worker *w, const struct worker_config *cfg,
     natsConnection *nc, jsCtx *js, const struct consumer_config *ccfg,
@@ -33,39 +42,51 @@ worker_init(struct worker *w, const struct worker_config *cfg,
 		w->cfg.stores = 1;
 	if (w->cfg.stores > WORKER_STORES_MAX)
 		w->cfg.stores = WORKER_STORES_MAX;
-	for (long i = 0; i < w->cfg.stores; i++) {
-		w->st[i].w = w;
-		w->st[i].store = stores[i];
-	}
-	w->nslots = (size_t)w->cfg.stores + WORKER_QUEUED;
 	consumer_init(&w->consumer, nc, js, ccfg);
 	metrics_hist_init(&w->m.batch_size, worker_size_bounds,
 	    sizeof(worker_size_bounds) / sizeof(worker_size_bounds[0]));
 	metrics_hist_init(&w->m.batch_seconds, metrics_latency_bounds,
 	    metrics_latency_bounds_n);
+	metrics_hist_init(&w->m.commit_delay, metrics_latency_bounds,
+	    metrics_latency_bounds_n);
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cond, NULL);
-	for (size_t i = 0; i < w->nslots; i++) {
-		struct worker_batch *b = &w->slots[i];
+	w->hold_max = (size_t)w->cfg.batch_max *
+	    (size_t)(w->cfg.stores + WORKER_QUEUED);
+	/* Twice what the requests allow: a request given up for lost (NATS
+	 * reconnecting) may still deliver. Beyond that, messages are Nak'd. */
+	w->ring_cap = 2 * w->hold_max;
+	if ((w->ring = calloc(w->ring_cap, sizeof(*w->ring))) == NULL)
+		goto oom;
+	for (long i = 0; i < w->cfg.stores; i++) {
+		struct worker_store_thread *st = &w->st[i];
 
-		b->acks = calloc((size_t)cfg->batch_max, sizeof(*b->acks));
-		b->casts = calloc((size_t)cfg->batch_max, sizeof(*b->casts));
-		if (b->acks == NULL || b->casts == NULL) {
-			log_error("out of memory for batches of %ld",
-			    cfg->batch_max);
-			return -1;
-		}
+		st->w = w;
+		st->store = stores[i];
+		st->msgs = calloc((size_t)cfg->batch_max, sizeof(*st->msgs));
+		st->casts = calloc((size_t)cfg->batch_max, sizeof(*st->casts));
+		st->stored_ns = calloc((size_t)cfg->batch_max,
+		    sizeof(*st->stored_ns));
+		if (st->msgs == NULL || st->casts == NULL ||
+		    st->stored_ns == NULL)
+			goto oom;
 	}
 	return 0;
+oom:
+	log_error("out of memory for batches of %ld", cfg->batch_max);
+	return -1;
 }
 
 void
 worker_fini(struct worker *w)
 {
-	for (size_t i = 0; i < WORKER_BATCHES; i++) {
-		natsMsgList_Destroy(&w->slots[i].list);
-		free(w->slots[i].acks);
-		free(w->slots[i].casts);
+	for (uint64_t i = w->head; i < w->tail; i++)
+		natsMsg_Destroy(w->ring[i % w->ring_cap].msg);
+	free(w->ring);
+	for (size_t i = 0; i < WORKER_STORES_MAX; i++) {
+		free(w->st[i].msgs);
+		free(w->st[i].casts);
+		free(w->st[i].stored_ns);
 	}
 	consumer_fini(&w->consumer);
 	if (w->cfg.batch_max > 0) {
@@ -97,36 +118,33 @@ worker_poison(struct worker *w, natsMsg *msg, uint64_t seq, const char *why)
 	(void)consumer_ack(w->nc, msg, CONSUMER_TERM);
 }
 
-/* Decodes the fetched list into b: good votes to b->casts, poison out. */
-static void
-worker_decode(struct worker *w, struct worker_batch *b)
+/* Decodes msg into e; good votes return true, poison is terminated. */
+static bool
+worker_decode(struct worker *w, natsMsg *msg, struct worker_entry *e)
 {
-	b->n = 0;
-	for (int i = 0; i < b->list.Count; i++) {
-		natsMsg *msg = b->list.Msgs[i];
-		jsMsgMetaData *meta = NULL;
-		struct store_cast *c = &b->casts[b->n];
-		const char *why = NULL;
+	jsMsgMetaData *meta = NULL;
+	const char *why = NULL;
 
-		if (natsMsg_GetMetaData(&meta, msg) != NATS_OK) {
-			worker_poison(w, msg, 0, "no JetStream metadata");
-			continue;
-		}
-		c->seq = meta->Sequence.Stream;
-		if (meta->NumDelivered > 1)
-			metrics_inc(&w->m.redeliveries);
-		jsMsgMetaData_Destroy(meta);
-		if (message_decode(natsMsg_GetSubject(msg),
-		    (const uint8_t *)natsMsg_GetData(msg),
-		    (size_t)natsMsg_GetDataLength(msg), &c->vote, &why) !=
-		    MESSAGE_VOTE) {
-			worker_poison(w, msg, c->seq, why);
-			continue;
-		}
-		b->acks[b->n++] = msg;
+	metrics_inc(&w->m.messages);
+	if (natsMsg_GetMetaData(&meta, msg) != NATS_OK) {
+		worker_poison(w, msg, 0, "no JetStream metadata");
+		return false;
 	}
-	metrics_add(&w->m.messages, (uint64_t)b->list.Count);
-	metrics_add(&w->m.votes, b->n);
+	e->cast.seq = meta->Sequence.Stream;
+	e->stored_ns = meta->Timestamp;
+	if (meta->NumDelivered > 1)
+		metrics_inc(&w->m.redeliveries);
+	jsMsgMetaData_Destroy(meta);
+	if (message_decode(natsMsg_GetSubject(msg),
+	    (const uint8_t *)natsMsg_GetData(msg),
+	    (size_t)natsMsg_GetDataLength(msg), &e->cast.vote, &why) !=
+	    MESSAGE_VOTE) {
+		worker_poison(w, msg, e->cast.seq, why);
+		return false;
+	}
+	e->msg = msg;
+	metrics_inc(&w->m.votes);
+	return true;
 }
 
 /* Asks for consumer lag; a vanished consumer (stream deleted and
@@ -167,46 +185,90 @@ worker_wait_ms(struct worker *w, long ms)
 	return pthread_cond_timedwait(&w->cond, &w->mu, &ts) != 0;
 }
 
-/* A free slot, or NULL (w->mu held). */
-static struct worker_batch *
-worker_free_slot(struct worker *w)
+/*
+ * Takes msg and the messages already waiting behind it (up to
+ * WORKER_HANDOVER, and no more than *credit says are still coming, though
+ * a late message of a lost request is taken all the same), decodes them
+ * straight into the free part of the ring, then hands them over at once.
+ * Returns true if the server's end of the current request came meanwhile.
+ */
+static bool
+worker_take(struct worker *w, natsMsg *msg, long *credit)
 {
-	for (size_t i = 0; i < w->nslots; i++)
-		if (w->slots[i].state == WORKER_SLOT_FREE)
-			return &w->slots[i];
-	return NULL;
+	enum consumer_next_result r = CONSUMER_NEXT_MSG;
+	uint64_t tail = w->tail, room;
+	int more;
+
+	pthread_mutex_lock(&w->mu);
+	room = w->ring_cap - (w->tail - w->head);
+	pthread_mutex_unlock(&w->mu);
+	/* The entries from tail on are the fetch thread's alone until tail
+	 * moves (head only grows, so room only grows meanwhile). */
+	more = consumer_queued(&w->consumer);
+	for (int i = 0;; i++) {
+		if (*credit > 0)
+			(*credit)--;
+		if (tail - w->tail >= room) {
+			log_debug("queue full; message handed back");
+			(void)consumer_ack(w->nc, msg, CONSUMER_NAK);
+			natsMsg_Destroy(msg);
+		} else if (worker_decode(w, msg, &w->ring[tail % w->ring_cap])) {
+			tail++;
+		} else {
+			natsMsg_Destroy(msg);
+		}
+		if (i + 1 >= WORKER_HANDOVER || i + 1 > more ||
+		    (r = consumer_next(&w->consumer, &msg, 1)) !=
+		    CONSUMER_NEXT_MSG)
+			break;
+	}
+	if (tail != w->tail) {
+		pthread_mutex_lock(&w->mu);
+		w->tail = tail;
+		pthread_cond_broadcast(&w->cond);
+		pthread_mutex_unlock(&w->mu);
+	}
+	return r == CONSUMER_NEXT_END;
 }
 
-/* The oldest queued slot, or NULL (w->mu held). */
-static struct worker_batch *
-worker_queued_slot(struct worker *w)
+/* Messages held: queued or being stored (w->mu held). */
+static size_t
+worker_held(struct worker *w)
 {
-	struct worker_batch *oldest = NULL;
+	return (size_t)(w->tail - w->head) + w->storing;
+}
 
-	for (size_t i = 0; i < w->nslots; i++) {
-		struct worker_batch *b = &w->slots[i];
+/* After a stop: what already arrived goes back to the server at once
+ * rather than after AckWait. */
+static void
+worker_hand_back(struct worker *w)
+{
+	natsMsg *msg;
+	int n = consumer_queued(&w->consumer);
 
-		if (b->state == WORKER_SLOT_QUEUED &&
-		    (oldest == NULL || b->ticket < oldest->ticket))
-			oldest = b;
+	for (int i = 0; i < n && consumer_next(&w->consumer, &msg, 1) ==
+	    CONSUMER_NEXT_MSG; i++) {
+		(void)consumer_ack(w->nc, msg, CONSUMER_NAK);
+		natsMsg_Destroy(msg);
 	}
-	return oldest;
 }
 
 static void *
 worker_fetch_main(void *arg)
 {
 	struct worker *w = arg;
-	uint64_t last_lag_us = 0;
-	long backoff_ms = 100;
+	uint64_t request_end_us = 0;
+	long backoff_ms = 100, credit = 0;
 	int failures = 0;
 
 	while (!sig_stop_requested()) {
-		struct worker_batch *b;
-		enum consumer_fetch_result r;
-		natsMsgList list;
+		enum consumer_next_result r;
+		natsMsg *msg = NULL;
+		uint64_t now;
+		long wait_ms;
 
 		if (!atomic_load(&w->m.bound)) {
+			credit = 0;
 			if (consumer_bind(&w->consumer) != 0 ||
 			    deadletter_ensure(w->js, w->cfg.replicas) != 0) {
 				metrics_inc(&w->m.nats_errors);
@@ -220,50 +282,83 @@ worker_fetch_main(void *arg)
 			backoff_ms = 100;
 			failures = 0;
 		}
-		if (metrics_now_us() - last_lag_us >=
-		    (uint64_t)w->cfg.lag_refresh_ms * 1000) {
-			last_lag_us = metrics_now_us();
-			worker_refresh_lag(w);
-			if (!atomic_load(&w->m.bound))
-				continue;
-		}
-		/* A free slot first: never hold messages we cannot queue. */
-		pthread_mutex_lock(&w->mu);
-		if ((b = worker_free_slot(w)) == NULL) {
-			worker_wait_ms(w, 200);
-			pthread_mutex_unlock(&w->mu);
-			continue;
-		}
-		pthread_mutex_unlock(&w->mu);
+		if (credit == 0) {
+			/* Ask for what we may still hold; for a sizeable
+			 * chunk unless we hold nothing (no chatter of tiny
+			 * requests while the store threads are busy). */
+			size_t held, room;
 
-		r = consumer_fetch(&w->consumer, &list, (int)w->cfg.batch_max,
-		    w->cfg.fetch_wait_ms);
-		if (r == CONSUMER_EMPTY) {
-			failures = 0;
-			continue;
+			pthread_mutex_lock(&w->mu);
+			held = worker_held(w);
+			room = held < w->hold_max ? w->hold_max - held : 0;
+			if (room == 0 || (held > 0 &&
+			    room < (size_t)w->cfg.batch_max / 2 + 1)) {
+				worker_wait_ms(w, 200);
+				pthread_mutex_unlock(&w->mu);
+				continue;
+			}
+			pthread_mutex_unlock(&w->mu);
+			if (consumer_request(&w->consumer, (int)room,
+			    w->cfg.fetch_wait_ms) != 0) {
+				metrics_inc(&w->m.nats_errors);
+				if (sig_sleep_ms(pgconn_jitter_ms(backoff_ms)))
+					break;
+				backoff_ms = backoff_ms * 2 <
+				    w->cfg.max_backoff_ms ? backoff_ms * 2 :
+				    w->cfg.max_backoff_ms;
+				continue;
+			}
+			credit = (long)room;
+			/* The request ends at the server's expiry: its 408
+			 * normally says so, but not always (nats-server
+			 * 2.9.10 drops some expired requests silently: about
+			 * one expiry in 20 at 1,000 votes/s, each leaving the
+			 * votes stored meanwhile to wait for our deadline).
+			 * So the deadline is the expiry plus a round trip's
+			 * margin; a request that outlives it by a little can
+			 * only deliver into the ring's spare half. */
+			request_end_us = metrics_now_us() +
+			    (uint64_t)w->cfg.fetch_wait_ms * 1000 +
+			    WORKER_REQUEST_GRACE_MS * 1000;
 		}
-		if (r == CONSUMER_FAILED) {
+		now = metrics_now_us();
+		wait_ms = now >= request_end_us ? 1 :
+		    (long)((request_end_us - now) / 1000) + 1;
+		/* Wake up for the lag refresh and a stop now and then. */
+		if (wait_ms > 200)
+			wait_ms = 200;
+		r = consumer_next(&w->consumer, &msg, wait_ms);
+		switch (r) {
+		case CONSUMER_NEXT_MSG:
+			failures = 0;
+			backoff_ms = 100;
+			if (worker_take(w, msg, &credit))
+				credit = 0;
+			break;
+		case CONSUMER_NEXT_END:
+			failures = 0;
+			credit = 0;
+			break;
+		case CONSUMER_NEXT_NONE:
+			if (metrics_now_us() >= request_end_us)
+				credit = 0;
+			break;
+		case CONSUMER_NEXT_FAILED:
+			credit = 0;
 			metrics_inc(&w->m.nats_errors);
 			/* NATS reconnects by itself; a few failures in a row
 			 * while connected mean the binding itself is bad. */
 			if (++failures >= 5 && natsconn_connected(w->nc))
 				atomic_store(&w->m.bound, false);
 			if (sig_sleep_ms(pgconn_jitter_ms(backoff_ms)))
-				break;
+				goto stop;
 			backoff_ms = backoff_ms * 2 < w->cfg.max_backoff_ms ?
 			    backoff_ms * 2 : w->cfg.max_backoff_ms;
-			continue;
+			break;
 		}
-		failures = 0;
-		backoff_ms = 100;
-		b->list = list;
-		worker_decode(w, b);
-		pthread_mutex_lock(&w->mu);
-		b->state = WORKER_SLOT_QUEUED;
-		b->ticket = w->tickets++;
-		pthread_cond_broadcast(&w->cond);
-		pthread_mutex_unlock(&w->mu);
 	}
+stop:
+	worker_hand_back(w);
 	pthread_mutex_lock(&w->mu);
 	w->fetch_done = true;
 	pthread_cond_broadcast(&w->cond);
@@ -271,54 +366,61 @@ worker_fetch_main(void *arg)
 	return NULL;
 }
 
-struct worker_waiting {
-	struct worker *w;
-	struct worker_batch *b;
-};
-
-/* While PostgreSQL is away, keep the batch ours: InProgress restarts the
- * server's AckWait, so it is not redelivered to another processor. And
- * say so on /readyz. */
+/* While PostgreSQL is away, keep the messages ours: InProgress restarts
+ * the server's AckWait, so they are not redelivered to another processor
+ * meanwhile: this thread's batch and what waits in the queue (another
+ * store thread in the same state sends it too: harmless). And say so on
+ * /readyz. */
 static void
 worker_in_progress(void *arg)
 {
-	struct worker_waiting *ww = arg;
+	struct worker_store_thread *st = arg;
+	struct worker *w = st->w;
 
-	atomic_store(&ww->w->m.pg_up, false);
-	for (size_t i = 0; i < ww->b->n; i++)
-		(void)consumer_ack(ww->w->nc, ww->b->acks[i],
+	atomic_store(&w->m.pg_up, false);
+	for (size_t i = 0; i < st->n; i++)
+		(void)consumer_ack(w->nc, st->msgs[i], CONSUMER_IN_PROGRESS);
+	pthread_mutex_lock(&w->mu);
+	for (uint64_t i = w->head; i < w->tail; i++)
+		(void)consumer_ack(w->nc, w->ring[i % w->ring_cap].msg,
 		    CONSUMER_IN_PROGRESS);
+	pthread_mutex_unlock(&w->mu);
 }
 
-/* Stores one batch and acks it; returns false if it could not commit. */
+/* Stores st's batch and acks it; returns false if it could not commit. */
 static bool
-worker_store(struct worker *w, struct store *store, struct worker_batch *b)
+worker_store(struct worker_store_thread *st)
 {
-	struct worker_waiting ww = {w, b};
+	struct worker *w = st->w;
 	struct store_result res;
+	struct timespec now;
 	uint64_t t0 = metrics_now_us();
+	int64_t now_ns;
 
-	if (b->n > 0) {
-		if (store_apply_retry(store, b->casts, b->n, &res,
-		    w->cfg.max_backoff_ms, worker_in_progress, &ww) != 0) {
-			atomic_store(&w->m.pg_up, false);
-			return false;
-		}
-		atomic_store(&w->m.pg_up, true);
-		metrics_add(&w->m.applied, res.rows_changed);
+	if (store_apply_retry(st->store, st->casts, st->n, &res,
+	    w->cfg.max_backoff_ms, worker_in_progress, st) != 0) {
+		atomic_store(&w->m.pg_up, false);
+		return false;
 	}
+	atomic_store(&w->m.pg_up, true);
+	metrics_add(&w->m.applied, res.rows_changed);
+	clock_gettime(CLOCK_REALTIME, &now);
+	now_ns = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
+	for (size_t i = 0; i < st->n; i++)
+		metrics_hist_observe(&w->m.commit_delay,
+		    (double)(now_ns - st->stored_ns[i]) / 1e9);
 	/* After COMMIT only. A crash between COMMIT and these acks means
 	 * redelivery, which the sequence rule turns into no change. */
-	for (size_t i = 0; i < b->n; i++)
-		(void)consumer_ack(w->nc, b->acks[i], CONSUMER_ACK);
+	for (size_t i = 0; i < st->n; i++)
+		(void)consumer_ack(w->nc, st->msgs[i], CONSUMER_ACK);
 	metrics_inc(&w->m.batches);
-	metrics_hist_observe(&w->m.batch_size, (double)b->list.Count);
+	metrics_hist_observe(&w->m.batch_size, (double)st->n);
 	metrics_hist_observe(&w->m.batch_seconds,
 	    (double)(metrics_now_us() - t0) / 1e6);
 	return true;
 }
 
-/* How long a store thread waits for a batch before it checks that
+/* How long a store thread waits for a message before it checks that
  * PostgreSQL is still there (so that /readyz tells an idle processor's
  * truth too). */
 #define WORKER_PING_MS 1000
@@ -330,35 +432,49 @@ worker_store_main(void *arg)
 	struct worker *w = st->w;
 
 	for (;;) {
-		struct worker_batch *b;
+		size_t n;
 
 		pthread_mutex_lock(&w->mu);
-		while ((b = worker_queued_slot(w)) == NULL && !w->fetch_done) {
+		while (w->tail == w->head && !w->fetch_done) {
 			if (!worker_wait_ms(w, WORKER_PING_MS))
 				continue;
 			pthread_mutex_unlock(&w->mu);
 			atomic_store(&w->m.pg_up, store_ping(st->store) == 0);
 			pthread_mutex_lock(&w->mu);
 		}
-		if (b == NULL) {
+		if (w->tail == w->head) {
 			pthread_mutex_unlock(&w->mu);
 			break; /* fetching stopped and nothing is queued */
 		}
-		b->state = WORKER_SLOT_STORING;
+		/* Everything queued, up to a batch: never wait for more. */
+		n = (size_t)(w->tail - w->head);
+		if (n > (size_t)w->cfg.batch_max)
+			n = (size_t)w->cfg.batch_max;
+		for (size_t i = 0; i < n; i++) {
+			struct worker_entry *e =
+			    &w->ring[(w->head + i) % w->ring_cap];
+
+			st->msgs[i] = e->msg;
+			st->casts[i] = e->cast;
+			st->stored_ns[i] = e->stored_ns;
+		}
+		w->head += n;
+		w->storing += n;
+		st->n = n;
 		pthread_mutex_unlock(&w->mu);
 
-		if (!worker_store(w, st->store, b)) {
+		if (!worker_store(st)) {
 			/* Stopping with PostgreSQL away: hand the batch
 			 * back at once rather than after AckWait. */
-			for (size_t i = 0; i < b->n; i++)
-				(void)consumer_ack(w->nc, b->acks[i],
+			for (size_t i = 0; i < st->n; i++)
+				(void)consumer_ack(w->nc, st->msgs[i],
 				    CONSUMER_NAK);
 		}
-		natsMsgList_Destroy(&b->list);
-		memset(&b->list, 0, sizeof(b->list));
-		b->n = 0;
+		for (size_t i = 0; i < st->n; i++)
+			natsMsg_Destroy(st->msgs[i]);
 		pthread_mutex_lock(&w->mu);
-		b->state = WORKER_SLOT_FREE;
+		w->storing -= st->n;
+		st->n = 0;
 		pthread_cond_broadcast(&w->cond);
 		pthread_mutex_unlock(&w->mu);
 	}
@@ -397,6 +513,12 @@ worker_run(struct worker *w)
 		pthread_cond_broadcast(&w->cond);
 		pthread_mutex_unlock(&w->mu);
 	} else {
+		/* Lag is asked for here, not by the fetch thread: the
+		 * request takes a round trip through JetStream's API, and
+		 * messages must not wait for it. */
+		while (!sig_sleep_ms(w->cfg.lag_refresh_ms))
+			if (atomic_load(&w->m.bound))
+				worker_refresh_lag(w);
 		pthread_join(w->fetcher, NULL);
 	}
 	for (long i = 0; i < w->cfg.stores; i++)
@@ -442,9 +564,12 @@ worker_write_metrics(struct worker *w, struct buf *b)
 	    "Messages delivered but not yet acked (NumAckPending).", "",
 	    (double)atomic_load(&m->ack_pending));
 	metrics_write_hist(b, "tally_processor_batch_size",
-	    "Messages per fetched batch.", &m->batch_size);
+	    "Votes per stored batch (one transaction).", &m->batch_size);
 	metrics_write_hist(b, "tally_processor_batch_duration_seconds",
 	    "Time to commit and ack one batch.", &m->batch_seconds);
+	metrics_write_hist(b, "tally_processor_commit_delay_seconds",
+	    "Per vote: from its storing in stream VOTES to its COMMIT.",
+	    &m->commit_delay);
 	metrics_write_gauge(b, "tally_processor_up",
 	    "1 when NATS, the consumer and PostgreSQL are all usable.", "",
 	    worker_ready(w) ? 1 : 0);

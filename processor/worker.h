@@ -1,14 +1,19 @@
 /*
- * worker: the processor's hot path, fetch -> decode -> store -> ack.
+ * worker: the processor's hot path, fetch -> decode -> store -> ack, as a
+ * group commit.
  *
- * Threads share the work so that NATS and PostgreSQL are busy at the same
- * time: a fetch thread pulls a batch, decodes it and terminates its
- * poison, then queues it; each of cfg.stores store threads (one PostgreSQL
- * connection each) takes the oldest queued batch, applies it in one
- * transaction and acks its messages only after COMMIT. Batches commute
- * (store.h), so they may commit in any order and in parallel. At most
- * stores + 2 batches are in the process at once (one per store thread,
- * two queued), which is what MaxAckPending must allow for.
+ * A fetch thread keeps a pull request open at the server and appends each
+ * message as it arrives, decoded (poison terminated at once), to a queue.
+ * Each of cfg.stores store threads (one PostgreSQL connection each), when
+ * free, takes everything queued, up to batch_max, at once, applies it in
+ * one transaction and acks its messages only after COMMIT; with nothing
+ * queued it waits for the first message, not for a batch to fill. So a
+ * lone vote is committed within a round trip or two, and under load the
+ * batches grow by themselves: what arrives during one commit is the next
+ * batch. Batches commute (store.h), so they may commit in any order and in
+ * parallel. A processor holds at most batch_max x (stores + WORKER_QUEUED)
+ * messages (queued, being stored, or asked for and not yet arrived),
+ * which is what MaxAckPending must allow for.
  */
 #ifndef TALLY_PROCESSOR_WORKER_H
 #define TALLY_PROCESSOR_WORKER_H
@@ -24,13 +29,12 @@
 #include "store.h"
 
 #define WORKER_STORES_MAX 8
-/* Batches queued beyond the ones being stored. */
+/* Batches' worth of messages held beyond the ones being stored. */
 #define WORKER_QUEUED 2
-#define WORKER_BATCHES (WORKER_STORES_MAX + WORKER_QUEUED)
 
 struct worker_config {
-	long batch_max;       /* messages per fetch and per transaction */
-	long fetch_wait_ms;   /* longest wait for a batch to fill */
+	long batch_max;       /* most messages per transaction */
+	long fetch_wait_ms;   /* lifetime of one pull request at the server */
 	long max_backoff_ms;  /* ceiling of reconnect and retry backoff */
 	long lag_refresh_ms;  /* how often consumer lag is asked for */
 	long replicas;        /* of VOTES_DLQ when this creates it */
@@ -49,30 +53,27 @@ struct worker_metrics {
 	metrics_counter batches;
 	struct metrics_hist batch_size;
 	struct metrics_hist batch_seconds; /* store + ack */
+	struct metrics_hist commit_delay;  /* stream store time -> COMMIT */
 	_Atomic uint64_t lag;          /* consumer NumPending */
 	_Atomic uint64_t ack_pending;  /* consumer NumAckPending */
 	atomic_bool bound;             /* consumer bound */
 	atomic_bool pg_up;             /* last statement or connect worked */
 };
 
-enum worker_slot {
-	WORKER_SLOT_FREE,          /* the fetch thread may fill it */
-	WORKER_SLOT_QUEUED,        /* filled, waiting for a store thread */
-	WORKER_SLOT_STORING,       /* a store thread holds it */
-};
-
-struct worker_batch {
-	natsMsgList list;          /* every message fetched; owned */
-	natsMsg **acks;            /* the good ones, parallel to casts */
-	struct store_cast *casts;
-	size_t n;                  /* good messages */
-	enum worker_slot state;
-	uint64_t ticket;           /* fill order: the oldest is stored first */
+/* A decoded message waiting for a store thread. */
+struct worker_entry {
+	natsMsg *msg;              /* owned; acked after COMMIT */
+	int64_t stored_ns;         /* when the stream stored it (Unix ns) */
+	struct store_cast cast;
 };
 
 struct worker_store_thread {
 	struct worker *w;
 	struct store *store;       /* borrowed */
+	natsMsg **msgs;            /* the batch being stored, owned */
+	struct store_cast *casts;  /* parallel to msgs */
+	int64_t *stored_ns;        /* parallel to msgs */
+	size_t n;
 	pthread_t thread;
 	bool started;
 };
@@ -86,9 +87,15 @@ struct worker {
 	struct worker_metrics m;
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
-	struct worker_batch slots[WORKER_BATCHES];
-	size_t nslots;             /* cfg.stores + WORKER_QUEUED */
-	uint64_t tickets;          /* batches filled so far */
+	/* The queue: a ring; head and tail count entries taken and added
+	 * since the start (index = count % ring_cap). Only the fetch thread
+	 * moves tail and writes entries at or past it; store threads move
+	 * head. Both under mu. */
+	struct worker_entry *ring;
+	size_t ring_cap;
+	uint64_t head, tail;
+	size_t storing;            /* messages held by store threads */
+	size_t hold_max;           /* batch_max x (stores + WORKER_QUEUED) */
 	bool fetch_done;
 	pthread_t fetcher;
 };

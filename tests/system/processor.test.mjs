@@ -106,6 +106,32 @@ test('votes: latest cast by stream sequence wins; tallies equal a recount; NOTIF
   }
 });
 
+test('group commit: a lone vote is committed at once, not when a batch fills or the pull request expires', async () => {
+  // Pull requests live 10 s here and a batch holds up to 1000: a processor
+  // that waited for either would take 10 s for one vote. Generous bounds:
+  // this checks the behaviour, not the speed.
+  const p = await stack.startProcessor({ FETCH_WAIT_MS: '10000', BATCH_MAX: '1000' });
+  try {
+    await waitFor(async () => (await fetch(`${p.url}/readyz`)).status === 200, { timeoutMs: 15000, what: 'ready' });
+    const m0 = await (await fetch(`${p.url}/metrics`)).text();
+    const before = S.metric(m0, 'tally_processor_batches_total');
+    for (const voter of ['lone1', 'lone2', 'lone3']) {
+      const t0 = Date.now();
+      await S.publishVotes(nats.js, [{ poll: 'lone', voter, option: 'a' }]);
+      await waitFor(async () => (await stack.psql(`SELECT count(*) FROM votes WHERE poll = 'lone' AND voter = '${voter}'`))[0][0] === '1',
+        { timeoutMs: 8000, intervalMs: 20, what: `vote of ${voter} committed` });
+      assert.ok(Date.now() - t0 < 5000, `${voter} committed after ${Date.now() - t0} ms, well before the request expired`);
+    }
+    const m = await (await fetch(`${p.url}/metrics`)).text();
+    assert.equal(S.metric(m, 'tally_processor_batches_total') - before, 3, 'one batch per lone vote');
+    assert.ok(S.metric(m, 'tally_processor_commit_delay_seconds_count') >= 3, 'commit delay histogram');
+    const tally = await stack.psql("SELECT votes FROM tallies WHERE poll = 'lone' AND option = 'a'");
+    assert.deepEqual(tally, [['3']]);
+  } catch (e) { dumpLogs(stack); throw e; } finally {
+    await p.stop('SIGTERM');
+  }
+});
+
 test('poison: undecodable and invalid votes are terminated, counted, dead-lettered; later votes flow', async () => {
   const p = await stack.startProcessor();
   try {

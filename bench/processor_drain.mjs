@@ -1,0 +1,89 @@
+// Drain benchmark of tally-processor: publishes a backlog of N votes into
+// stream VOTES once (bench/backlog: votegen casts, 4 polls, 30% re-casts),
+// then, for each setting, empties votes and tallies, deletes the consumer,
+// starts one processor and times how fast it drains the backlog
+// (synchronous_commit on: PostgreSQL as the test harness starts it).
+//
+//   TALLY_BIN_DIR=build/bin node bench/processor_drain.mjs \
+//     [--votes 300000] [--batches 100,500,1000,2000,5000] [--stores 1,2] [--reps 1]
+//
+// The rate is measured between the first ack and the last one (read from
+// the consumer's ack floor every 100 ms), so start-up is not counted.
+// Prints one line per run and, at the end, the median per setting as JSON.
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { startStack, binDir } from '../tests/system/harness.mjs';
+import * as S from '../tests/system/processor_support.mjs';
+
+const args = process.argv.slice(2);
+function opt(name, def) {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : def;
+}
+const votes = Number(opt('votes', 300000));
+const batches = opt('batches', '100,500,1000,2000,5000').split(',').map(Number);
+const storesList = opt('stores', '1,2').split(',').map(Number);
+const reps = Number(opt('reps', 1));
+const backlogBin = opt('backlog', path.join(binDir(), '..', 'bench', 'backlog'));
+if (!fs.existsSync(backlogBin)) throw new Error(`${backlogBin} missing: build target backlog, or pass --backlog PATH`);
+
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const stack = await startStack();
+let nats;
+try {
+  const pub = spawnSync(backlogBin, ['--url', stack.natsUrl, '--votes', String(votes), '--polls', '4', '--recast-share', '0.3'],
+    { encoding: 'utf8' });
+  if (pub.status !== 0) throw new Error(`backlog failed: ${pub.stderr}`);
+  console.log(`published: ${pub.stdout.trim()}`);
+  nats = await S.natsClient(stack.natsUrl);
+  const last = (await nats.jsm.streams.info('VOTES')).state.last_seq;
+  const results = [];
+  for (const stores of storesList) {
+    for (const batch of batches) {
+      for (let rep = 0; rep < reps; rep++) {
+        await nats.jsm.consumers.delete('VOTES', 'processor').catch(() => {});
+        await stack.psql('TRUNCATE votes, tallies').catch(() => {});
+        await stack.psql('CHECKPOINT');
+        const p = await stack.startProcessor({
+          LOG_LEVEL: 'warn', BATCH_MAX: String(batch), STORE_CONNECTIONS: String(stores),
+          MAX_ACK_PENDING: String(Math.max(20000, batch * (stores + 2) * 2)),
+        });
+        let start;
+        let end;
+        const t0 = Date.now();
+        for (;;) {
+          const ci = await nats.jsm.consumers.info('VOTES', 'processor').catch(() => undefined);
+          const now = Date.now();
+          if (ci) {
+            const acked = ci.ack_floor.stream_seq;
+            if (start === undefined && acked > 0) start = { t: now, seq: acked };
+            if (acked >= last && ci.num_pending === 0 && ci.num_ack_pending === 0) { end = now; break; }
+          }
+          if (now - t0 > Number(opt('max-s', 300)) * 1000) { console.log(JSON.stringify(ci)); throw new Error('no drain in time'); }
+          await sleep(100);
+        }
+        await p.stop('SIGTERM');
+        const rows = await stack.psql('SELECT count(*), (SELECT sum(votes) FROM tallies) FROM votes');
+        const rate = (last - start.seq) / ((end - start.t) / 1000);
+        const r = { stores, batch, rate: Math.round(rate), seconds: (end - start.t) / 1000, rows: Number(rows[0][0]) };
+        if (Number(rows[0][0]) !== Number(rows[0][1])) throw new Error(`tallies ${rows[0][1]} != rows ${rows[0][0]}`);
+        console.log(JSON.stringify(r));
+        results.push(r);
+      }
+    }
+  }
+  const summary = [];
+  for (const stores of storesList) {
+    for (const batch of batches) {
+      const rs = results.filter((r) => r.stores === stores && r.batch === batch).map((r) => r.rate);
+      summary.push({ stores, batch, median: median(rs), runs: rs });
+    }
+  }
+  console.log(JSON.stringify({ votes: last, summary }, null, 1));
+} finally {
+  if (nats) await nats.close();
+  await stack.stop();
+}
