@@ -166,7 +166,10 @@ test('chaos: kills, a PostgreSQL and a NATS restart; the database equals a recou
         const publishedBefore = published;
         await sleep(2500);
         const during = await nats.jsm.consumers.info('VOTES', 'processor');
-        assert.deepEqual(during.ack_floor, before.ack_floor, 'ack floor moved while PostgreSQL was down');
+        // Only the sequences: last_active moves with the InProgress acks
+        // that keep the batches ours while PostgreSQL is away.
+        const floor = (c) => ({ consumer_seq: c.ack_floor.consumer_seq, stream_seq: c.ack_floor.stream_seq });
+        assert.deepEqual(floor(during), floor(before), 'ack floor moved while PostgreSQL was down');
         assert.deepEqual(await Promise.all(procs.map(batchesOf)), batchesBefore, 'a batch was acked while PostgreSQL was down');
         assert.ok(published > publishedBefore || during.num_pending + during.num_ack_pending > 0,
           'votes should keep arriving while PostgreSQL is down');
