@@ -25,6 +25,7 @@ struct processor_config {
 	char *database_url;
 	long batch_max;
 	long fetch_wait_ms;
+	long batch_linger_ms;
 	long ack_wait_s;
 	long max_ack_pending;
 	long max_deliver;
@@ -45,9 +46,11 @@ static const struct config_entry processor_table[] = {
 	{"DATABASE_URL", CONFIG_STR, F(database_url), NULL, 0, 0,
 	    CONFIG_SECRET, "libpq connection string; empty: PG* variables"},
 	{"BATCH_MAX", CONFIG_INT, F(batch_max), "1000", 1, 10000, 0,
-	    "most votes per transaction (a batch never waits to fill)"},
+	    "most votes per transaction"},
 	{"FETCH_WAIT_MS", CONFIG_INT, F(fetch_wait_ms), "100", 1, 60000, 0,
 	    "lifetime of one pull request at the server, in ms"},
+	{"BATCH_LINGER_MS", CONFIG_INT, F(batch_linger_ms), "5", 0, 1000, 0,
+	    "longest wait for a batch to fill after its first vote, in ms"},
 	{"ACK_WAIT_S", CONFIG_INT, F(ack_wait_s), "30", 1, 3600, 0,
 	    "consumer AckWait: redelivery after this many s without ack"},
 	{"MAX_ACK_PENDING", CONFIG_INT, F(max_ack_pending), "20000", 1,
@@ -112,6 +115,7 @@ main(int argc, char **argv)
 		.lag_refresh_ms = cfg.lag_refresh_ms,
 		.replicas = cfg.nats.stream_replicas,
 		.stores = cfg.store_connections,
+		.linger_ms = cfg.batch_linger_ms,
 	};
 
 	if (natsconn_open(&ncfg, NULL, &nc, &js) != 0)
@@ -124,9 +128,10 @@ main(int argc, char **argv)
 		goto out;
 	if ((httpd = endpoints_start(cfg.bind_addr, cfg.bind_port, &w)) == NULL)
 		goto out;
-	log_info("listening on %s:%ld; batches of up to %ld, pull requests "
-	    "of %ld ms, %ld store connections", cfg.bind_addr, cfg.bind_port,
-	    cfg.batch_max, cfg.fetch_wait_ms, cfg.store_connections);
+	log_info("listening on %s:%ld; batches of up to %ld, lingering "
+	    "%ld ms; pull requests of %ld ms; %ld store connections",
+	    cfg.bind_addr, cfg.bind_port, cfg.batch_max, cfg.batch_linger_ms,
+	    cfg.fetch_wait_ms, cfg.store_connections);
 	if (worker_run(&w) != 0)
 		goto out;
 	log_info("stopped; in-flight batches committed and acked");

@@ -169,20 +169,26 @@ worker_refresh_lag(struct worker *w)
 	}
 }
 
-/* Waits on w->cond (w->mu held) for at most ms. Returns true on timeout. */
+/* Waits on w->cond (w->mu held) for at most us. Returns true on timeout. */
 static bool
-worker_wait_ms(struct worker *w, long ms)
+worker_wait_us(struct worker *w, uint64_t us)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
+	ts.tv_sec += (time_t)(us / 1000000u);
+	ts.tv_nsec += (long)(us % 1000000u) * 1000L;
 	if (ts.tv_nsec >= 1000000000L) {
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000L;
 	}
 	return pthread_cond_timedwait(&w->cond, &w->mu, &ts) != 0;
+}
+
+static bool
+worker_wait_ms(struct worker *w, long ms)
+{
+	return worker_wait_us(w, (uint64_t)ms * 1000u);
 }
 
 /*
@@ -196,7 +202,7 @@ static bool
 worker_take(struct worker *w, natsMsg *msg, long *credit)
 {
 	enum consumer_next_result r = CONSUMER_NEXT_MSG;
-	uint64_t tail = w->tail, room;
+	uint64_t tail = w->tail, room, now_us = metrics_now_us();
 	int more;
 
 	pthread_mutex_lock(&w->mu);
@@ -213,6 +219,7 @@ worker_take(struct worker *w, natsMsg *msg, long *credit)
 			(void)consumer_ack(w->nc, msg, CONSUMER_NAK);
 			natsMsg_Destroy(msg);
 		} else if (worker_decode(w, msg, &w->ring[tail % w->ring_cap])) {
+			w->ring[tail % w->ring_cap].queued_us = now_us;
 			tail++;
 		} else {
 			natsMsg_Destroy(msg);
@@ -425,6 +432,42 @@ worker_store(struct worker_store_thread *st)
  * truth too). */
 #define WORKER_PING_MS 1000
 
+/*
+ * With w->mu held, waits until there is a batch to take: a full one, or
+ * one whose oldest message has waited cfg.linger_ms in the queue, or
+ * whatever is left once fetching stopped. Returns false when fetching
+ * stopped and nothing is queued.
+ */
+static bool
+worker_await_batch(struct worker_store_thread *st)
+{
+	struct worker *w = st->w;
+	uint64_t linger_us = (uint64_t)w->cfg.linger_ms * 1000u;
+
+	for (;;) {
+		uint64_t due, now;
+
+		if (w->tail == w->head) {
+			if (w->fetch_done)
+				return false;
+			if (!worker_wait_ms(w, WORKER_PING_MS))
+				continue;
+			pthread_mutex_unlock(&w->mu);
+			atomic_store(&w->m.pg_up, store_ping(st->store) == 0);
+			pthread_mutex_lock(&w->mu);
+			continue;
+		}
+		if (w->tail - w->head >= (uint64_t)w->cfg.batch_max ||
+		    w->fetch_done || linger_us == 0)
+			return true;
+		due = w->ring[w->head % w->ring_cap].queued_us + linger_us;
+		now = metrics_now_us();
+		if (now >= due)
+			return true;
+		(void)worker_wait_us(w, due - now);
+	}
+}
+
 static void *
 worker_store_main(void *arg)
 {
@@ -435,18 +478,11 @@ worker_store_main(void *arg)
 		size_t n;
 
 		pthread_mutex_lock(&w->mu);
-		while (w->tail == w->head && !w->fetch_done) {
-			if (!worker_wait_ms(w, WORKER_PING_MS))
-				continue;
-			pthread_mutex_unlock(&w->mu);
-			atomic_store(&w->m.pg_up, store_ping(st->store) == 0);
-			pthread_mutex_lock(&w->mu);
-		}
-		if (w->tail == w->head) {
+		if (!worker_await_batch(st)) {
 			pthread_mutex_unlock(&w->mu);
 			break; /* fetching stopped and nothing is queued */
 		}
-		/* Everything queued, up to a batch: never wait for more. */
+		/* Everything queued, up to a batch. */
 		n = (size_t)(w->tail - w->head);
 		if (n > (size_t)w->cfg.batch_max)
 			n = (size_t)w->cfg.batch_max;

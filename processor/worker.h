@@ -6,11 +6,12 @@
  * message as it arrives, decoded (poison terminated at once), to a queue.
  * Each of cfg.stores store threads (one PostgreSQL connection each), when
  * free, takes everything queued, up to batch_max, at once, applies it in
- * one transaction and acks its messages only after COMMIT; with nothing
- * queued it waits for the first message, not for a batch to fill. So a
- * lone vote is committed within a round trip or two, and under load the
- * batches grow by themselves: what arrives during one commit is the next
- * batch. Batches commute (store.h), so they may commit in any order and in
+ * one transaction and acks its messages only after COMMIT. It waits for a
+ * batch to fill no longer than cfg.linger_ms after its first message was
+ * queued. So a lone vote is committed within a few ms, and under load the
+ * batches grow by themselves: what arrives during one commit (and the
+ * linger) is the next batch; a steady trickle no longer costs PostgreSQL
+ * one transaction per few votes. Batches commute (store.h), so they may commit in any order and in
  * parallel. A processor holds at most batch_max x (stores + WORKER_QUEUED)
  * messages (queued, being stored, or asked for and not yet arrived),
  * which is what MaxAckPending must allow for.
@@ -39,6 +40,7 @@ struct worker_config {
 	long lag_refresh_ms;  /* how often consumer lag is asked for */
 	long replicas;        /* of VOTES_DLQ when this creates it */
 	long stores;          /* store threads, 1..WORKER_STORES_MAX */
+	long linger_ms;       /* longest wait for a batch to fill; 0: none */
 };
 
 struct worker_metrics {
@@ -64,6 +66,7 @@ struct worker_metrics {
 struct worker_entry {
 	natsMsg *msg;              /* owned; acked after COMMIT */
 	int64_t stored_ns;         /* when the stream stored it (Unix ns) */
+	uint64_t queued_us;        /* when it was queued (metrics_now_us) */
 	struct store_cast cast;
 };
 
