@@ -17,6 +17,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { startStack } from '../tests/system/harness.mjs';
 import * as S from '../tests/system/processor_support.mjs';
+import { watchTotal } from './sse_total.mjs';
 
 const args = process.argv.slice(2);
 function opt(name, def) {
@@ -52,30 +53,6 @@ function histPct(text, name, p) {
   const want = (p / 100) * b[b.length - 1][1];
   const hit = b.find(([, n]) => n >= want);
   return hit[0] === Infinity ? Infinity : hit[0] * 1000;
-}
-
-async function watchTotal(url, onTotal, signal) {
-  const res = await fetch(url, { headers: { accept: 'text/event-stream' }, signal });
-  if (res.status !== 200) throw new Error(`SSE answered ${res.status}`);
-  (async () => {
-    const dec = new TextDecoder();
-    let buf = '';
-    try {
-      for await (const chunk of res.body) {
-        buf += dec.decode(chunk, { stream: true });
-        let nl;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          if (!line.startsWith('data:')) continue;
-          try {
-            const t = JSON.parse(line.slice(5)).total;
-            if (typeof t === 'number') onTotal(t);
-          } catch { /* not a tally */ }
-        }
-      }
-    } catch { /* aborted */ }
-  })();
 }
 
 const stack = await startStack();

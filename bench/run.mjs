@@ -26,6 +26,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startStack, binDir, descendants, repoRoot, dumpLogs, freePort } from '../tests/system/harness.mjs';
+import { watchTotal } from './sse_total.mjs';
 
 // ---------------------------------------------------------------------------
 // Options
@@ -313,30 +314,12 @@ class Probe {
 
   async start() {
     this.abort = new AbortController();
-    const res = await fetch(`${this.reporterUrl}/api/v1/polls/${this.poll}/events`,
-      { headers: { accept: 'text/event-stream' }, signal: this.abort.signal });
-    if (res.status !== 200) throw new Error(`probe: SSE answered ${res.status}`);
     let first;
     const gotFirst = new Promise((r) => { first = r; });
-    this.reader = (async () => {
-      const dec = new TextDecoder();
-      let buf = '';
-      try {
-        for await (const chunk of res.body) {
-          buf += dec.decode(chunk, { stream: true });
-          let nl;
-          while ((nl = buf.indexOf('\n')) >= 0) {
-            const line = buf.slice(0, nl);
-            buf = buf.slice(nl + 1);
-            if (!line.startsWith('data:')) continue;
-            try {
-              const t = JSON.parse(line.slice(5)).total;
-              if (typeof t === 'number') { this.onTotal(t); first(); }
-            } catch { /* not a tally */ }
-          }
-        }
-      } catch { /* aborted */ }
-    })();
+    const url = `${this.reporterUrl}/api/v1/polls/${this.poll}/events`;
+    const watch = await watchTotal(url, (t) => { this.onTotal(t); first(); }, this.abort.signal)
+      .catch((e) => { throw new Error(`probe: ${e.message}`, { cause: e }); });
+    this.reader = watch.done;
     await Promise.race([gotFirst, sleep(10000)]);
     if (this.total < 0) throw new Error('probe: no tally on the event stream within 10 s');
     this.base = this.total;

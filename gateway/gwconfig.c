@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "gateway.h"
+#include "httpd.h"
 #include "log.h"
 #include "natsconn.h"
 
@@ -14,27 +15,25 @@
 	    help}
 
 static const struct config_entry gw_table[] = {
-	E("BIND_ADDR", CONFIG_STR, bind_addr, "127.0.0.1", 0, 0, 0,
-	    "IPv4 address to listen on (0.0.0.0 in containers)"),
-	E("BIND_PORT", CONFIG_INT, bind_port, "8080", 1, 65535, 0,
-	    "TCP port to listen on"),
+	HTTPD_CONFIG_LISTEN_ENTRIES(struct gw_config, "8080"),
 	E("LOG_LEVEL", CONFIG_STR, log_level, "info", 0, 0, 0,
 	    "debug, info (one access-log line per request), warn or error"),
-	E("HTTP_THREADS", CONFIG_INT, http_threads, "2", 1, 64, 0,
+	HTTPD_CONFIG_THREADS(struct gw_config, http_threads, "2",
 	    "HTTP threads (1: one epoll thread; more: a pool)"),
-	E("MAX_CONNECTIONS", CONFIG_INT, max_connections, "20000", 1, 1000000,
-	    0, "open client connections; more are refused"),
+	HTTPD_CONFIG_MAX_CONNECTIONS(struct gw_config, max_connections,
+	    "20000", 1, "open client connections; more are refused"),
 	E("MAX_CONNECTIONS_PER_IP", CONFIG_INT, max_connections_per_ip, "0", 0,
 	    1000000, 0, "open connections per client address; more are "
 	    "closed at once; 0: no limit (behind a proxy, every client has the "
 	    "proxy's address)"),
-	E("MAX_HEADER_BYTES", CONFIG_INT, max_header_bytes, "16384", 4096,
-	    1048576, 0, "memory per connection for the request line and "
+	HTTPD_CONFIG_MAX_HEADER_BYTES(struct gw_config, max_header_bytes,
+	    "16384", "memory per connection for the request line and "
 	    "headers, in bytes (over: 431)"),
-	E("CONNECTION_TIMEOUT_S", CONFIG_INT, connection_timeout_s, "30", 1,
-	    3600, 0, "an idle connection, or one whose request (line, headers "
-	    "and body) is not all in this many seconds after the connection "
-	    "or its previous answer (slowloris), is closed"),
+	HTTPD_CONFIG_CONNECTION_TIMEOUT_S(struct gw_config,
+	    connection_timeout_s, "30", "an idle connection, or one whose "
+	    "request (line, headers and body) is not all in this many seconds "
+	    "after the connection or its previous answer (slowloris), is "
+	    "closed"),
 	E("MAX_BODY_BYTES", CONFIG_INT, max_body_bytes, "4096", 64, 1048576, 0,
 	    "largest vote body, in bytes (over: 413)"),
 	NATSCONN_CONFIG_ENTRIES(struct gw_config, nats),

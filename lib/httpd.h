@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "config.h"
+
 struct httpd_config {
 	const char *addr;          /* IPv4 address to listen on */
 	long port;
@@ -25,6 +27,33 @@ struct httpd_config {
 	MHD_NotifyConnectionCallback notify_connection;
 	void *notify_cls;
 };
+
+/*
+ * Config-table rows of the HTTP settings (docs/CONTRACTS.md), so that their
+ * names, types and bounds are written once; T is the program's config
+ * struct. The listen rows fill T's members bind_addr and bind_port; port is
+ * the program's default port, as text.
+ */
+#define HTTPD_CONFIG_LISTEN_ENTRIES(T, port) \
+	{"BIND_ADDR", CONFIG_STR, offsetof(T, bind_addr), "127.0.0.1", 0, 0, \
+	    0, "IPv4 address to listen on (0.0.0.0 in containers)"}, \
+	{"BIND_PORT", CONFIG_INT, offsetof(T, bind_port), port, 1, 65535, 0, \
+	    "TCP port to listen on"}
+
+/* The tuning rows, one each, filling member m of T. Programs tune them
+ * differently, so the default (def, as text) and the help are theirs. */
+#define HTTPD_CONFIG_THREADS(T, m, def, help) \
+	{"HTTP_THREADS", CONFIG_INT, offsetof(T, m), def, 1, 64, 0, help}
+/* min: the fewest connections the program can run with. */
+#define HTTPD_CONFIG_MAX_CONNECTIONS(T, m, def, min, help) \
+	{"MAX_CONNECTIONS", CONFIG_INT, offsetof(T, m), def, min, 1000000, 0, \
+	    help}
+#define HTTPD_CONFIG_MAX_HEADER_BYTES(T, m, def, help) \
+	{"MAX_HEADER_BYTES", CONFIG_INT, offsetof(T, m), def, 4096, 1048576, \
+	    0, help}
+#define HTTPD_CONFIG_CONNECTION_TIMEOUT_S(T, m, def, help) \
+	{"CONNECTION_TIMEOUT_S", CONFIG_INT, offsetof(T, m), def, 1, 3600, 0, \
+	    help}
 
 /*
  * Starts a daemon with suspend/resume and quiesce enabled. handle is the MHD

@@ -193,38 +193,55 @@ int
 natsconn_stream_ensure(jsCtx *js, long replicas)
 {
 	jsStreamConfig sc;
+	const char *subject = NATSCONN_SUBJECTS;
+
+	natsconn_stream_config_init(&sc, NATSCONN_STREAM, &subject, replicas,
+	    "tally votes: one tally.v1.Vote per cast");
+	sc.Duplicates = (int64_t)NATSCONN_DUPLICATE_WINDOW_MS * 1000000;
+	return natsconn_stream_ensure_config(js, &sc, true);
+}
+
+void
+natsconn_stream_config_init(jsStreamConfig *sc, const char *name,
+    const char **subject, long replicas, const char *description)
+{
+	jsStreamConfig_Init(sc);
+	sc->Name = name;
+	sc->Subjects = subject;
+	sc->SubjectsLen = 1;
+	sc->Retention = js_LimitsPolicy;
+	sc->Storage = js_FileStorage;
+	sc->Replicas = replicas > 0 ? replicas : 1;
+	sc->Description = description;
+}
+
+int
+natsconn_stream_ensure_config(jsCtx *js, jsStreamConfig *sc, bool update)
+{
 	jsStreamInfo *si = NULL;
 	jsErrCode jerr = 0;
-	const char *subjects[] = {NATSCONN_SUBJECTS};
 	natsStatus s;
 
-	jsStreamConfig_Init(&sc);
-	sc.Name = NATSCONN_STREAM;
-	sc.Subjects = subjects;
-	sc.SubjectsLen = 1;
-	sc.Retention = js_LimitsPolicy;
-	sc.Storage = js_FileStorage;
-	sc.Replicas = replicas > 0 ? replicas : 1;
-	sc.Duplicates = (int64_t)NATSCONN_DUPLICATE_WINDOW_MS * 1000000;
-	sc.Description = "tally votes: one tally.v1.Vote per cast";
-
-	s = js_GetStreamInfo(&si, js, NATSCONN_STREAM, NULL, &jerr);
-	if (s == NATS_OK) {
+	s = js_GetStreamInfo(&si, js, sc->Name, NULL, &jerr);
+	if (s == NATS_OK && update) {
 		/* Keep the operator's replica count; fix everything else. */
-		sc.Replicas = si->Config->Replicas;
+		sc->Replicas = si->Config->Replicas;
 		jsStreamInfo_Destroy(si);
 		si = NULL;
-		s = js_UpdateStream(&si, js, &sc, NULL, &jerr);
-	} else if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) {
-		s = js_AddStream(&si, js, &sc, NULL, &jerr);
+		s = js_UpdateStream(&si, js, sc, NULL, &jerr);
+	} else if (s != NATS_OK && (!update || s == NATS_NOT_FOUND ||
+	    jerr == JSStreamNotFoundErr)) {
+		/* Without update, any failed look-up tries the create: its
+		 * error is the one worth logging. */
+		s = js_AddStream(&si, js, sc, NULL, &jerr);
 		/* Another process may have created it in between. */
 		if (s != NATS_OK && jerr == JSStreamNameExistErr)
 			s = NATS_OK;
 	}
 	jsStreamInfo_Destroy(si);
 	if (s != NATS_OK) {
-		log_warn("nats: cannot create or update stream %s: %s "
-		    "(JetStream error %d)", NATSCONN_STREAM,
+		log_warn("nats: cannot %s stream %s: %s (JetStream error %d)",
+		    update ? "create or update" : "create", sc->Name,
 		    natsStatus_GetText(s), (int)jerr);
 		return -1;
 	}

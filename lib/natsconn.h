@@ -84,6 +84,26 @@ bool natsconn_connected(natsConnection *nc);
 int natsconn_stream_ensure(jsCtx *js, long replicas)
     __attribute__((warn_unused_result));
 
+/*
+ * Sets *sc to a stream as tally keeps them: name, the one subject *subject
+ * (borrowed: sc points at it), limits retention, file storage, replicas (at
+ * least 1) and description; the caller adds its own limits.
+ */
+void natsconn_stream_config_init(jsStreamConfig *sc, const char *name,
+    const char **subject, long replicas, const char *description);
+
+/*
+ * Creates the stream sc describes (sc->Name) if it is missing. If it exists,
+ * update true sets it to sc except for its replicas, which stay as the
+ * operator left them (sc->Replicas is overwritten with them); update false
+ * leaves it alone, and then any failure to look it up is answered by trying
+ * to create it. Idempotent; safe from several processes at once (a stream
+ * created in between counts as created). sc and what it points to are
+ * borrowed. Returns 0, or -1 and logs why.
+ */
+int natsconn_stream_ensure_config(jsCtx *js, jsStreamConfig *sc, bool update)
+    __attribute__((warn_unused_result));
+
 /* Writes the subject for poll ("votes.<poll>") into out (cap bytes). */
 void natsconn_subject(const char *poll, char *out, size_t cap);
 

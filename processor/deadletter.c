@@ -8,39 +8,20 @@
 #include <string.h>
 
 #include "log.h"
+#include "natsconn.h"
 
 int
 deadletter_ensure(jsCtx *js, long replicas)
 {
 	jsStreamConfig sc;
-	jsStreamInfo *si = NULL;
-	jsErrCode jerr = 0;
-	const char *subjects[] = {DEADLETTER_SUBJECT};
-	natsStatus s;
+	const char *subject = DEADLETTER_SUBJECT;
 
-	s = js_GetStreamInfo(&si, js, DEADLETTER_STREAM, NULL, &jerr);
-	if (s == NATS_OK) {
-		jsStreamInfo_Destroy(si);
-		return 0;
-	}
-	jsStreamConfig_Init(&sc);
-	sc.Name = DEADLETTER_STREAM;
-	sc.Subjects = subjects;
-	sc.SubjectsLen = 1;
-	sc.Retention = js_LimitsPolicy;
-	sc.Storage = js_FileStorage;
-	sc.Replicas = replicas > 0 ? replicas : 1;
+	natsconn_stream_config_init(&sc, DEADLETTER_STREAM, &subject, replicas,
+	    "tally: copies of poison messages from VOTES");
 	/* Poison is rare; a bound keeps a flood of it from filling disks. */
 	sc.MaxMsgs = 100000;
-	sc.Description = "tally: copies of poison messages from VOTES";
-	s = js_AddStream(&si, js, &sc, NULL, &jerr);
-	jsStreamInfo_Destroy(si);
-	if (s != NATS_OK && jerr != JSStreamNameExistErr) {
-		log_warn("nats: cannot create stream %s: %s (JetStream error "
-		    "%d)", DEADLETTER_STREAM, natsStatus_GetText(s), (int)jerr);
-		return -1;
-	}
-	return 0;
+	/* An existing VOTES_DLQ is the operator's: left as it is. */
+	return natsconn_stream_ensure_config(js, &sc, false);
 }
 
 int

@@ -3,16 +3,14 @@
  */
 #include <stddef.h>
 
+#include "httpd.h"
 #include "reporter.h"
 
 #define STR(field) CONFIG_STR, offsetof(struct reporter_config, field)
 #define INT(field) CONFIG_INT, offsetof(struct reporter_config, field)
 
 const struct config_entry reporter_config_table[] = {
-	{ "BIND_ADDR", STR(bind_addr), "127.0.0.1", 0, 0, 0,
-	    "IPv4 address to listen on (0.0.0.0 in containers)" },
-	{ "BIND_PORT", INT(bind_port), "8081", 1, 65535, 0,
-	    "TCP port to listen on" },
+	HTTPD_CONFIG_LISTEN_ENTRIES(struct reporter_config, "8081"),
 	{ "LOG_LEVEL", STR(log_level), "info", 0, 0, 0,
 	    "debug, info, warn or error" },
 	{ "DATABASE_URL", STR(database_url), NULL, 0, 0, CONFIG_SECRET,
@@ -29,19 +27,20 @@ const struct config_entry reporter_config_table[] = {
 	    "\": ping\" comment to every event stream, in ms" },
 	{ "SSE_MIN_INTERVAL_MS", INT(sse_min_interval_ms), "100", 0, 60000, 0,
 	    "per poll, at most one update per this many ms (10/s)" },
-	{ "HTTP_THREADS", INT(http_threads), "1", 1, 64, 0,
-	    "HTTP event-loop threads (1: one epoll thread)" },
-	{ "MAX_CONNECTIONS", INT(http_max_connections), "20000", 16,
-	    1000000, 0,
+	HTTPD_CONFIG_THREADS(struct reporter_config, http_threads, "1",
+	    "HTTP event-loop threads (1: one epoll thread)"),
+	/* 16: the floor reporter_raise_nofile lowers it to. */
+	HTTPD_CONFIG_MAX_CONNECTIONS(struct reporter_config,
+	    http_max_connections, "20000", 16,
 	    "open HTTP connections (event streams included); the file "
-	    "limit is raised to fit" },
-	{ "CONNECTION_TIMEOUT_S", INT(http_timeout_s), "60", 1, 3600, 0,
-	    "idle or stalled connection timeout, in s (parked streams are "
-	    "exempt)" },
-	{ "MAX_HEADER_BYTES", INT(http_connection_bytes), "8192", 4096,
-	    1048576, 0,
+	    "limit is raised to fit"),
+	HTTPD_CONFIG_CONNECTION_TIMEOUT_S(struct reporter_config,
+	    http_timeout_s, "60", "idle or stalled connection timeout, in s "
+	    "(parked streams are exempt)"),
+	HTTPD_CONFIG_MAX_HEADER_BYTES(struct reporter_config,
+	    http_connection_bytes, "8192",
 	    "memory per connection for request headers and the answer's "
-	    "send buffer, in bytes (event streams are most of the memory)" },
+	    "send buffer, in bytes (event streams are most of the memory)"),
 	{ "MAX_BACKOFF_MS", INT(pg_max_backoff_ms), "5000", 100, 600000, 0,
 	    "PostgreSQL reconnect backoff cap, in ms" },
 	{ "DRAIN_TIMEOUT_MS", INT(shutdown_grace_ms), "3000", 0, 600000, 0,

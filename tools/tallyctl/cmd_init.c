@@ -93,18 +93,10 @@ cmd_init(int argc, char **argv)
 	struct init_config cfg = {0};
 	int status;
 
-	switch (config_load(init_table, INIT_TABLE_N, &cfg, argc, argv,
+	if (cmd_config_load(init_table, INIT_TABLE_N, &cfg, argc, argv,
 	    "tallyctl init: create or update stream VOTES (and VOTES_DLQ) "
-	    "and apply the database schema; idempotent", stdout, stderr)) {
-	case CONFIG_OK:
-		break;
-	case CONFIG_HELP:
-		status = CMD_EXIT_OK;
+	    "and apply the database schema; idempotent", &status) != 0)
 		goto out;
-	default:
-		status = CMD_EXIT_CONFIG;
-		goto out;
-	}
 	status = init_streams(&cfg);
 	if (status == CMD_EXIT_OK)
 		status = init_schema(&cfg);

@@ -213,17 +213,9 @@ cmd_replay(int argc, char **argv)
 
 	if (replay_parse_args(&argc, argv, &rc, &reset, &show.quiet) != 0)
 		return CMD_EXIT_USAGE;
-	switch (config_load(replay_table, REPLAY_TABLE_N, &cfg, argc, argv,
-	    replay_usage, stdout, stderr)) {
-	case CONFIG_OK:
-		break;
-	case CONFIG_HELP:
-		status = CMD_EXIT_OK;
+	if (cmd_config_load(replay_table, REPLAY_TABLE_N, &cfg, argc, argv,
+	    replay_usage, &status) != 0)
 		goto out;
-	default:
-		status = CMD_EXIT_CONFIG;
-		goto out;
-	}
 	sig_init();
 	rc.batch_max = cfg.batch_max;
 	rc.max_backoff_ms = 2000;
