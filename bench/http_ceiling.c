@@ -63,7 +63,7 @@ main(int argc, char **argv)
 		.max_header_bytes = 16384,
 		.connection_timeout_s = 30,
 	};
-	struct MHD_Daemon *d;
+	struct httpd *d;
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: http_ceiling PORT [THREADS]\n");

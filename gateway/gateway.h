@@ -61,7 +61,7 @@ struct gateway {
 	struct publisher *pub;
 	struct ratelimit *rl;       /* NULL: no rate limit */
 	struct watchdog *wd;        /* receive deadlines (slowloris) */
-	struct MHD_Daemon *httpd;
+	struct httpd *httpd;
 	_Atomic bool draining;      /* SIGTERM: refuse new votes */
 	_Atomic long suspended;     /* requests waiting for Redis or NATS */
 };

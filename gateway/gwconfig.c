@@ -19,7 +19,8 @@ static const struct config_entry gw_table[] = {
 	E("LOG_LEVEL", CONFIG_STR, log_level, "info", 0, 0, 0,
 	    "debug, info (one access-log line per request), warn or error"),
 	HTTPD_CONFIG_THREADS(struct gw_config, http_threads, "2",
-	    "HTTP threads (1: one epoll thread; more: a pool)"),
+	    "HTTP event-loop threads, each serving its share of the "
+	    "connections"),
 	HTTPD_CONFIG_MAX_CONNECTIONS(struct gw_config, max_connections,
 	    "20000", 1, "open client connections; more are refused"),
 	E("MAX_CONNECTIONS_PER_IP", CONFIG_INT, max_connections_per_ip, "0", 0,

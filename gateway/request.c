@@ -125,6 +125,6 @@ request_resume(struct request *r)
 	/* MHD_resume_connection takes MHD's lock, which orders our writes to
 	 * r before the MHD thread's reads. Decrement last: the drain in main
 	 * waits for zero, then stops MHD. */
-	MHD_resume_connection(r->conn);
+	httpd_resume(r->conn);
 	atomic_fetch_sub(&gw->suspended, 1);
 }

@@ -20,67 +20,6 @@
 	"style-src 'self'; script-src 'self'; connect-src 'self'; " \
 	"frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
-struct MHD_Daemon *
-httpd_start(const struct httpd_config *cfg, MHD_AccessHandlerCallback handle,
-    MHD_RequestCompletedCallback completed, void *cls)
-{
-	struct sockaddr_in sa;
-	struct MHD_Daemon *d;
-	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD |
-	    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons((uint16_t)cfg->port);
-	if (inet_pton(AF_INET, cfg->addr, &sa.sin_addr) != 1) {
-		log_error("BIND_ADDR \"%s\" is not an IPv4 address", cfg->addr);
-		return NULL;
-	}
-	/* The pool option is passed only for a real pool: MHD warns on 0. */
-	struct MHD_OptionItem pool[] = {
-		{MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, NULL},
-		{MHD_OPTION_END, 0, NULL},
-	};
-	if (cfg->threads <= 1)
-		pool[0].option = MHD_OPTION_END;
-	d = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, handle, cls,
-	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->max_header_bytes,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
-	    MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-	    (unsigned)cfg->max_connections_per_ip,
-	    MHD_OPTION_NOTIFY_CONNECTION, cfg->notify_connection,
-	    cfg->notify_cls,
-	    MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-	    MHD_OPTION_NOTIFY_COMPLETED, completed, cls,
-	    MHD_OPTION_ARRAY, pool,
-	    MHD_OPTION_END);
-	if (d == NULL)
-		log_error("cannot listen on %s:%ld (in use, or not allowed)",
-		    cfg->addr, cfg->port);
-	return d;
-}
-
-void
-httpd_quiesce(struct MHD_Daemon *d)
-{
-	MHD_socket s;
-
-	if (d == NULL)
-		return;
-	s = MHD_quiesce_daemon(d);
-	if (s != MHD_INVALID_SOCKET)
-		close(s);
-}
-
-void
-httpd_stop(struct MHD_Daemon *d)
-{
-	if (d != NULL)
-		MHD_stop_daemon(d);
-}
-
 struct MHD_Response *
 httpd_response_new(const void *body, size_t len, const char *content_type,
     unsigned flags)

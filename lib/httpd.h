@@ -1,9 +1,10 @@
 /*
  * httpd: the libmicrohttpd setup and answer helpers the three services share.
  *
- * A daemon runs one internal epoll thread (or a pool of them) and may suspend
- * connections, so a handler never blocks a thread while it waits for Redis,
- * NATS or PostgreSQL: it suspends, and resumes when the answer is ready.
+ * A server runs one event-loop thread per HTTP thread (httpd_server.c, which
+ * says why not MHD's own) and may suspend connections, so a handler never
+ * blocks a thread while it waits for Redis, NATS or PostgreSQL: it suspends,
+ * and resumes when the answer is ready.
  */
 #ifndef TALLY_HTTPD_H
 #define TALLY_HTTPD_H
@@ -18,7 +19,7 @@
 struct httpd_config {
 	const char *addr;          /* IPv4 address to listen on */
 	long port;
-	long threads;              /* 1: one epoll thread; more: a pool */
+	long threads;              /* event-loop threads, 1..64 */
 	long max_connections;      /* beyond this, connections are refused */
 	long max_header_bytes;     /* per-connection memory for headers */
 	long connection_timeout_s; /* idle or slow (slowloris) connections */
@@ -55,19 +56,29 @@ struct httpd_config {
 	{"CONNECTION_TIMEOUT_S", CONFIG_INT, offsetof(T, m), def, 1, 3600, 0, \
 	    help}
 
+struct httpd;
+
 /*
- * Starts a daemon with suspend/resume and quiesce enabled. handle is the MHD
+ * Listens and starts cfg->threads event loops, each with a libmicrohttpd
+ * daemon (suspend/resume enabled) on the one socket. handle is the MHD
  * access handler; completed (may be NULL) runs when a request ends, for
- * access logs and freeing per-request state. Returns NULL and logs why.
+ * access logs and freeing per-request state. Handlers and notifications
+ * of one connection always run on the same thread. Returns NULL and logs
+ * why.
  */
-struct MHD_Daemon *httpd_start(const struct httpd_config *cfg,
+struct httpd *httpd_start(const struct httpd_config *cfg,
     MHD_AccessHandlerCallback handle, MHD_RequestCompletedCallback completed,
     void *cls) __attribute__((warn_unused_result));
 
-/* Stops accepting connections; those open are served on. */
-void httpd_quiesce(struct MHD_Daemon *d);
-/* Stops the daemon and closes every connection. Accepts NULL. */
-void httpd_stop(struct MHD_Daemon *d);
+/* Stops accepting connections (new ones are refused); those open are
+ * served on. */
+void httpd_quiesce(struct httpd *h);
+/* Stops the loops and closes every connection. Accepts NULL. */
+void httpd_stop(struct httpd *h);
+
+/* MHD_resume_connection, and a wake-up for the loop that runs c: the only
+ * way to resume a connection of an httpd server, from any thread. */
+void httpd_resume(struct MHD_Connection *c);
 
 enum httpd_response_flag {
 	HTTPD_NO_STORE = 1 << 0, /* Cache-Control: no-store (API answers) */

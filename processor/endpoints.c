@@ -44,7 +44,7 @@ endpoints_handle(void *cls, struct MHD_Connection *c, const char *url,
 	return httpd_send_error(c, 404, "not_found", "no such endpoint");
 }
 
-struct MHD_Daemon *
+struct httpd *
 endpoints_start(const char *addr, long port, struct worker *w)
 {
 	struct httpd_config hc = {

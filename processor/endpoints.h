@@ -12,7 +12,7 @@
 
 /* Starts serving; w is borrowed and must outlive the daemon. Returns NULL
  * and logs why. Stop with httpd_stop. */
-struct MHD_Daemon *endpoints_start(const char *addr, long port,
+struct httpd *endpoints_start(const char *addr, long port,
     struct worker *w) __attribute__((warn_unused_result));
 
 #endif

@@ -76,7 +76,7 @@ main(int argc, char **argv)
 	struct store *stores[WORKER_STORES_MAX] = {0};
 	natsConnection *nc = NULL;
 	jsCtx *js = NULL;
-	struct MHD_Daemon *httpd = NULL;
+	struct httpd *httpd = NULL;
 	enum log_level level;
 	int status = 1;
 

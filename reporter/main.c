@@ -65,7 +65,7 @@ main(int argc, char **argv)
 	struct tallies *tallies = NULL;
 	struct sse_hub *hub = NULL;
 	struct listener *listener = NULL;
-	struct MHD_Daemon *d = NULL;
+	struct httpd *d = NULL;
 	struct watchdog *wd = NULL;
 	struct httpd_config hc;
 	struct listener_config lc;

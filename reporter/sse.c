@@ -212,7 +212,7 @@ static void
 sse_wake_run(struct sse_wake *w)
 {
 	for (size_t i = 0; i < w->n; i++)
-		MHD_resume_connection(w->c[i]);
+		httpd_resume(w->c[i]);
 	w->n = 0;
 }
 
