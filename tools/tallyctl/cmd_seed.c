@@ -101,6 +101,7 @@ struct seed_conn {
 	size_t rlen, rcap;
 	struct seed_cast cast;
 	uint64_t t0_ns;    /* latency start: send time, or due time (open loop) */
+	uint64_t sent_ns;  /* when the request went out: --timeout counts here */
 	uint64_t retry_ns; /* CLOSED: do not reconnect before this */
 };
 
@@ -496,6 +497,7 @@ seed_cast_start(struct seed_worker *w, struct seed_conn *conn,
 		w->change_sent++;
 	conn->st = CONN_BUSY;
 	conn->t0_ns = t0_ns;
+	conn->sent_ns = seed_now_ns();
 	w->nbusy++;
 	w->issued++;
 	atomic_fetch_add_explicit(&w->p_sent, 1, memory_order_relaxed);
@@ -688,12 +690,19 @@ seed_worker_run(void *arg)
 				break;
 			}
 		}
-		/* Requests without an answer in time fail (checked ~10/s). */
+		/* Requests without an answer in time fail (checked ~10/s).
+		 * The time counts from the send, not from the due time: an
+		 * open loop running late must not give up on requests the
+		 * gateway has only just received (closing their connections
+		 * would waste its work and collapse its rate). */
 		if (now - last_sweep > 100000000ULL) {
 			last_sweep = now;
 			for (unsigned i = 0; i < w->nconns; i++) {
 				struct seed_conn *c = &w->conns[i];
-				if (c->st == CONN_BUSY && now - c->t0_ns >
+				/* sent_ns may be a little after now, read at
+				 * the top of this round. */
+				if (c->st == CONN_BUSY && now > c->sent_ns &&
+				    now - c->sent_ns >
 				    (uint64_t)cfg->timeout_ms * 1000000ULL) {
 					seed_cast_fail(w, c, ETIMEDOUT);
 					seed_conn_close(w, c, 0);
