@@ -49,7 +49,7 @@ static const struct config_entry processor_table[] = {
 	    "most votes per transaction"},
 	{"FETCH_WAIT_MS", CONFIG_INT, F(fetch_wait_ms), "100", 1, 60000, 0,
 	    "lifetime of one pull request at the server, in ms"},
-	{"BATCH_LINGER_MS", CONFIG_INT, F(batch_linger_ms), "5", 0, 1000, 0,
+	{"BATCH_LINGER_MS", CONFIG_INT, F(batch_linger_ms), "20", 0, 1000, 0,
 	    "longest wait for a batch to fill after its first vote, in ms"},
 	{"ACK_WAIT_S", CONFIG_INT, F(ack_wait_s), "30", 1, 3600, 0,
 	    "consumer AckWait: redelivery after this many s without ack"},
