@@ -22,7 +22,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "codec.h"
 #include "log.h"
 #include "natsconn.h"
 #include "votegen.h"
@@ -53,27 +52,12 @@ backlog_now(void)
 static int
 backlog_publish(jsCtx *js, const struct vote *v)
 {
-	uint8_t payload[CODEC_VOTE_MAX_BYTES];
-	char subject[VOTE_ID_MAX + 16];
 	natsMsg *msg = NULL;
 	natsStatus s;
-	size_t len;
 
-	len = codec_vote_encode(v, payload, sizeof(payload));
-	if (len == 0)
-		return -1;
-	natsconn_subject(v->poll, subject, sizeof(subject));
-	s = natsMsg_Create(&msg, subject, NULL, (const char *)payload,
-	    (int)len);
+	s = natsconn_vote_msg(&msg, v);
 	if (s == NATS_OK)
 		s = natsMsgHeader_Set(msg, "Nats-Msg-Id", v->cast_id);
-	if (s == NATS_OK)
-		s = natsMsgHeader_Set(msg, "Content-Type",
-		    "application/x-protobuf");
-	if (s == NATS_OK)
-		s = natsMsgHeader_Set(msg, "Tally-Poll", v->poll);
-	if (s == NATS_OK)
-		s = natsMsgHeader_Set(msg, "Tally-Option", v->option);
 	/* Stalls (up to StallWait) while MaxPending acks are outstanding. */
 	for (int tries = 0; s == NATS_OK && tries < 1000; tries++) {
 		s = js_PublishMsgAsync(js, &msg, NULL);

@@ -24,7 +24,6 @@
 
 #include <nats/status.h>
 
-#include "codec.h"
 #include "log.h"
 
 struct publisher {
@@ -286,11 +285,8 @@ int
 publish_submit(struct publisher *p, struct publish_job *job)
 {
 	const struct vote *v = job->vote;
-	uint8_t payload[CODEC_VOTE_MAX_BYTES];
-	char subject[sizeof(NATSCONN_SUBJECT_PREFIX) + VOTE_ID_MAX];
 	natsMsg *msg = NULL;
 	jsPubOptions po;
-	size_t len;
 	natsStatus s;
 
 	if (!natsconn_connected(p->nc)) {
@@ -302,18 +298,7 @@ publish_submit(struct publisher *p, struct publish_job *job)
 		job->status = PUBLISH_FULL;
 		return -1;
 	}
-	len = codec_vote_encode(v, payload, sizeof(payload));
-	natsconn_subject(v->poll, subject, sizeof(subject));
-	s = len > 0 ? natsMsg_Create(&msg, subject, NULL, (const char *)payload,
-	    (int)len) : NATS_ERR;
-	/* Readable copies for people using `nats stream view`. */
-	if (s == NATS_OK)
-		s = natsMsgHeader_Set(msg, "Content-Type",
-		    "application/x-protobuf");
-	if (s == NATS_OK)
-		s = natsMsgHeader_Set(msg, "Tally-Poll", v->poll);
-	if (s == NATS_OK)
-		s = natsMsgHeader_Set(msg, "Tally-Option", v->option);
+	s = natsconn_vote_msg(&msg, v);
 	if (s == NATS_OK) {
 		jsPubOptions_Init(&po);
 		po.MaxWait = p->cfg.timeout_ms;

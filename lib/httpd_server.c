@@ -261,13 +261,13 @@ httpd_loop_main(void *arg)
 		uint64_t n;
 		int ms = HTTPD_IDLE_MS;
 
-		/* 0 when MHD still has buffered work (edge-triggered
-		 * sockets with data left): run again at once. */
-		if (!atomic_load(&l->wake_pending) &&
-		    MHD_get_timeout(l->d, &t) == MHD_YES && t < HTTPD_IDLE_MS)
-			ms = (int)t;
+		/* MHD's timeout is 0 when it still has buffered work
+		 * (edge-triggered sockets with data left). */
 		if (atomic_load(&l->wake_pending))
 			ms = 0;
+		else if (MHD_get_timeout(l->d, &t) == MHD_YES &&
+		    t < HTTPD_IDLE_MS)
+			ms = (int)t;
 		if (poll(p, 3, ms) < 0 && errno != EINTR) {
 			log_error("http: poll: %s", strerror(errno));
 			break;

@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "codec.h"
 #include "log.h"
+#include "vote.h"
 
 static void
 natsconn_on_disconnected(natsConnection *nc, void *closure)
@@ -252,4 +254,33 @@ void
 natsconn_subject(const char *poll, char *out, size_t cap)
 {
 	snprintf(out, cap, "%s%s", NATSCONN_SUBJECT_PREFIX, poll);
+}
+
+natsStatus
+natsconn_vote_msg(natsMsg **msg, const struct vote *v)
+{
+	uint8_t payload[CODEC_VOTE_MAX_BYTES];
+	char subject[sizeof(NATSCONN_SUBJECT_PREFIX) + VOTE_ID_MAX];
+	size_t len;
+	natsStatus s;
+
+	*msg = NULL;
+	if ((len = codec_vote_encode(v, payload, sizeof(payload))) == 0)
+		return NATS_ERR;
+	natsconn_subject(v->poll, subject, sizeof(subject));
+	s = natsMsg_Create(msg, subject, NULL, (const char *)payload,
+	    (int)len);
+	/* Readable copies for people using `nats stream view`. */
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(*msg, "Content-Type",
+		    "application/x-protobuf");
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(*msg, "Tally-Poll", v->poll);
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(*msg, "Tally-Option", v->option);
+	if (s != NATS_OK) {
+		natsMsg_Destroy(*msg);
+		*msg = NULL;
+	}
+	return s;
 }

@@ -107,4 +107,15 @@ int natsconn_stream_ensure_config(jsCtx *js, jsStreamConfig *sc, bool update)
 /* Writes the subject for poll ("votes.<poll>") into out (cap bytes). */
 void natsconn_subject(const char *poll, char *out, size_t cap);
 
+struct vote;
+
+/*
+ * Makes the message of one cast as stream VOTES holds it (docs/STREAM.md):
+ * subject votes.<poll>, a tally.v1.Vote as payload, and the readable headers
+ * Content-Type, Tally-Poll and Tally-Option. Nats-Msg-Id is the publisher's
+ * to set. On success the caller owns *msg; on failure *msg is NULL.
+ */
+natsStatus natsconn_vote_msg(natsMsg **msg, const struct vote *v)
+    __attribute__((warn_unused_result));
+
 #endif
