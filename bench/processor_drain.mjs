@@ -6,6 +6,7 @@
 //
 //   TALLY_BIN_DIR=build/bin node bench/processor_drain.mjs \
 //     [--votes 300000] [--batches 100,500,1000,2000,5000] [--stores 1,2] [--reps 1]
+//     [--env KEY=VALUE ...]   (more processor settings, e.g. FETCH_INTERVAL_MS=0)
 //
 // The rate is measured between the first ack and the last one (read from
 // the consumer's ack floor every 100 ms), so start-up is not counted.
@@ -26,6 +27,11 @@ const batches = opt('batches', '100,500,1000,2000,5000').split(',').map(Number);
 const storesList = opt('stores', '1,2').split(',').map(Number);
 const reps = Number(opt('reps', 1));
 const backlogBin = opt('backlog', path.join(binDir(), '..', 'bench', 'backlog'));
+// --env KEY=VALUE (repeatable): more processor settings for every run.
+const extraEnv = {};
+args.forEach((a, i) => {
+  if (a === '--env') { const kv = args[i + 1]; extraEnv[kv.slice(0, kv.indexOf('='))] = kv.slice(kv.indexOf('=') + 1); }
+});
 if (!fs.existsSync(backlogBin)) throw new Error(`${backlogBin} missing: build target backlog, or pass --backlog PATH`);
 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
@@ -49,7 +55,7 @@ try {
         await stack.psql('CHECKPOINT');
         const p = await stack.startProcessor({
           LOG_LEVEL: 'warn', BATCH_MAX: String(batch), STORE_CONNECTIONS: String(stores),
-          MAX_ACK_PENDING: String(Math.max(20000, batch * (stores + 2) * 2)),
+          MAX_ACK_PENDING: String(Math.max(20000, batch * (stores + 2) * 2)), ...extraEnv,
         });
         let start;
         let end;

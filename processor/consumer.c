@@ -136,8 +136,12 @@ consumer_request(struct consumer *c, int n, long expires_ms)
 	    ++c->fetch_id);
 	/* The server answers 408 when expires passes with the request not
 	 * filled, and nothing when it is (no_wait unset: no 404 either). */
-	snprintf(req, sizeof(req), "{\"batch\":%d,\"expires\":%lld}", n,
-	    (long long)expires_ms * 1000000LL);
+	if (expires_ms > 0)
+		snprintf(req, sizeof(req), "{\"batch\":%d,\"expires\":%lld}",
+		    n, (long long)expires_ms * 1000000LL);
+	else
+		snprintf(req, sizeof(req), "{\"batch\":%d,\"no_wait\":true}",
+		    n);
 	s = natsConnection_PublishRequestString(c->nc, c->next_subject,
 	    c->reply, req);
 	if (s != NATS_OK) {

@@ -63,9 +63,12 @@ int consumer_bind(struct consumer *c) __attribute__((warn_unused_result));
 
 /*
  * Asks the server for up to n more messages, delivered as they come while
- * the request lives (at most expires_ms). The new request becomes the
- * current one: only its end is reported by consumer_next (an earlier
- * request's status is ignored). Returns 0, or -1 if it could not be sent.
+ * the request lives (at most expires_ms). expires_ms 0 asks only for what
+ * the stream holds now (no_wait): the server sends that at once, in one
+ * burst, then ends the request (404 if it had nothing, 408 otherwise).
+ * The new request becomes the current one: only its end is reported by
+ * consumer_next (an earlier request's status is ignored). Returns 0, or
+ * -1 if it could not be sent.
  */
 int consumer_request(struct consumer *c, int n, long expires_ms)
     __attribute__((warn_unused_result));

@@ -25,6 +25,7 @@ struct processor_config {
 	char *database_url;
 	long batch_max;
 	long fetch_wait_ms;
+	long fetch_interval_ms;
 	long batch_linger_ms;
 	long ack_wait_s;
 	long max_ack_pending;
@@ -49,6 +50,9 @@ static const struct config_entry processor_table[] = {
 	    "most votes per transaction"},
 	{"FETCH_WAIT_MS", CONFIG_INT, F(fetch_wait_ms), "100", 1, 60000, 0,
 	    "lifetime of one pull request at the server, in ms"},
+	{"FETCH_INTERVAL_MS", CONFIG_INT, F(fetch_interval_ms), "20", 0, 1000,
+	    0, "least ms between pull requests that found the stream drained "
+	    "(votes come in bursts); 0: one request open, votes as stored"},
 	{"BATCH_LINGER_MS", CONFIG_INT, F(batch_linger_ms), "20", 0, 1000, 0,
 	    "longest wait for a batch to fill after its first vote, in ms"},
 	{"ACK_WAIT_S", CONFIG_INT, F(ack_wait_s), "30", 1, 3600, 0,
@@ -111,6 +115,7 @@ main(int argc, char **argv)
 	};
 	struct worker_config wcfg = {
 		.batch_max = cfg.batch_max, .fetch_wait_ms = cfg.fetch_wait_ms,
+		.fetch_interval_ms = cfg.fetch_interval_ms,
 		.max_backoff_ms = cfg.max_backoff_ms,
 		.lag_refresh_ms = cfg.lag_refresh_ms,
 		.replicas = cfg.nats.stream_replicas,

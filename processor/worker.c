@@ -264,14 +264,15 @@ static void *
 worker_fetch_main(void *arg)
 {
 	struct worker *w = arg;
-	uint64_t request_end_us = 0;
+	uint64_t request_end_us = 0, request_us = 0;
 	long backoff_ms = 100, credit = 0;
 	int failures = 0;
+	bool paced = w->cfg.fetch_interval_ms > 0, short_end = false;
 
 	while (!sig_stop_requested()) {
 		enum consumer_next_result r;
 		natsMsg *msg = NULL;
-		uint64_t now;
+		uint64_t now, due;
 		long wait_ms;
 
 		if (!atomic_load(&w->m.bound)) {
@@ -305,8 +306,20 @@ worker_fetch_main(void *arg)
 				continue;
 			}
 			pthread_mutex_unlock(&w->mu);
+			now = metrics_now_us();
+			due = request_us +
+			    (uint64_t)w->cfg.fetch_interval_ms * 1000;
+			if (paced && short_end && now < due) {
+				/* The last request took all there was: let
+				 * the next votes gather in the stream and
+				 * come as one burst (FETCH_INTERVAL_MS). */
+				if (sig_sleep_ms((long)((due - now + 999) /
+				    1000)))
+					break;
+				continue;
+			}
 			if (consumer_request(&w->consumer, (int)room,
-			    w->cfg.fetch_wait_ms) != 0) {
+			    paced ? 0 : w->cfg.fetch_wait_ms) != 0) {
 				metrics_inc(&w->m.nats_errors);
 				if (sig_sleep_ms(pgconn_jitter_ms(backoff_ms)))
 					break;
@@ -316,6 +329,8 @@ worker_fetch_main(void *arg)
 				continue;
 			}
 			credit = (long)room;
+			request_us = now;
+			short_end = false;
 			/* The request ends at the server's expiry: its 408
 			 * normally says so, but not always (nats-server
 			 * 2.9.10 drops some expired requests silently: about
@@ -339,16 +354,21 @@ worker_fetch_main(void *arg)
 		case CONSUMER_NEXT_MSG:
 			failures = 0;
 			backoff_ms = 100;
-			if (worker_take(w, msg, &credit))
+			if (worker_take(w, msg, &credit)) {
+				short_end = credit > 0;
 				credit = 0;
+			}
 			break;
 		case CONSUMER_NEXT_END:
 			failures = 0;
+			short_end = credit > 0;
 			credit = 0;
 			break;
 		case CONSUMER_NEXT_NONE:
-			if (metrics_now_us() >= request_end_us)
+			if (metrics_now_us() >= request_end_us) {
+				short_end = credit > 0;
 				credit = 0;
+			}
 			break;
 		case CONSUMER_NEXT_FAILED:
 			credit = 0;

@@ -2,7 +2,9 @@
  * worker: the processor's hot path, fetch -> decode -> store -> ack, as a
  * group commit.
  *
- * A fetch thread keeps a pull request open at the server and appends each
+ * A fetch thread asks the server for messages (every cfg.fetch_interval_ms
+ * at most, for what the stream holds then, unless the last request came
+ * back full; or, with 0, by keeping a request open) and appends each
  * message as it arrives, decoded (poison terminated at once), to a queue.
  * Each of cfg.stores store threads (one PostgreSQL connection each), when
  * free, takes everything queued, up to batch_max, at once, applies it in
@@ -36,6 +38,9 @@
 struct worker_config {
 	long batch_max;       /* most messages per transaction */
 	long fetch_wait_ms;   /* lifetime of one pull request at the server */
+	long fetch_interval_ms; /* 0: a request stays open, messages come as
+	                         * stored; else no_wait requests, at most one
+	                         * per this many ms unless the last one filled */
 	long max_backoff_ms;  /* ceiling of reconnect and retry backoff */
 	long lag_refresh_ms;  /* how often consumer lag is asked for */
 	long replicas;        /* of VOTES_DLQ when this creates it */

@@ -110,7 +110,8 @@ test('group commit: a lone vote is committed at once, not when a batch fills or 
   // Pull requests live 10 s here and a batch holds up to 1000: a processor
   // that waited for either would take 10 s for one vote. Generous bounds:
   // this checks the behaviour, not the speed.
-  const p = await stack.startProcessor({ FETCH_WAIT_MS: '10000', BATCH_MAX: '1000' });
+  // FETCH_INTERVAL_MS 0: the request stays open and votes come as stored.
+  const p = await stack.startProcessor({ FETCH_INTERVAL_MS: '0', FETCH_WAIT_MS: '10000', BATCH_MAX: '1000' });
   try {
     await waitFor(async () => (await fetch(`${p.url}/readyz`)).status === 200, { timeoutMs: 15000, what: 'ready' });
     const m0 = await (await fetch(`${p.url}/metrics`)).text();
@@ -127,6 +128,37 @@ test('group commit: a lone vote is committed at once, not when a batch fills or 
     assert.ok(S.metric(m, 'tally_processor_commit_delay_seconds_count') >= 3, 'commit delay histogram');
     const tally = await stack.psql("SELECT votes FROM tallies WHERE poll = 'lone' AND option = 'a'");
     assert.deepEqual(tally, [['3']]);
+  } catch (e) { dumpLogs(stack); throw e; } finally {
+    await p.stop('SIGTERM');
+  }
+});
+
+test('paced pulls (FETCH_INTERVAL_MS): no_wait requests end at once; a burst and a trickle are stored exactly', async () => {
+  // Requests would live 10 s if they were not no_wait: a processor that
+  // waited for a request's end that never came would take 10 s per vote.
+  const p = await stack.startProcessor({ FETCH_INTERVAL_MS: '50', FETCH_WAIT_MS: '10000', BATCH_MAX: '500' });
+  try {
+    await waitFor(async () => (await fetch(`${p.url}/readyz`)).status === 200, { timeoutMs: 15000, what: 'ready' });
+    for (const voter of ['paced1', 'paced2', 'paced3']) {
+      const t0 = Date.now();
+      await S.publishVotes(nats.js, [{ poll: 'paced', voter, option: 'a' }]);
+      await waitFor(async () => (await stack.psql(`SELECT count(*) FROM votes WHERE poll = 'paced' AND voter = '${voter}'`))[0][0] === '1',
+        { timeoutMs: 8000, intervalMs: 20, what: `vote of ${voter} committed` });
+      assert.ok(Date.now() - t0 < 5000, `${voter} committed after ${Date.now() - t0} ms, well before a request's expiry`);
+    }
+    // A burst larger than a batch and than one request, with changes of
+    // mind inside it: several full requests back to back, then short ones.
+    const votes = [];
+    for (let i = 0; i < 3000; i++) votes.push({ poll: 'paced', voter: `w${i % 2000}`, option: i % 3 === 0 ? 'b' : 'a' });
+    await S.publishVotes(nats.js, votes);
+    await drained();
+    const { diffVotes, diffTallies } = await recountMatches();
+    assert.equal(diffVotes, undefined);
+    assert.equal(diffTallies, undefined);
+    const total = await stack.psql("SELECT sum(votes) FROM tallies WHERE poll = 'paced'");
+    assert.equal(total[0][0], String(2000 + 3), 'one vote per voter');
+    const m = await (await fetch(`${p.url}/metrics`)).text();
+    assert.equal(S.metric(m, 'tally_processor_redeliveries_total'), 0, 'nothing was handed back or redelivered');
   } catch (e) { dumpLogs(stack); throw e; } finally {
     await p.stop('SIGTERM');
   }
