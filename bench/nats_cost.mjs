@@ -12,43 +12,23 @@
 // Env: TALLY_BENCH_DIR (where backlog is; default <TALLY_BIN_DIR>/../bench).
 // Prints one JSON line per run and the medians per setting.
 import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
-import { startStack, binDir } from '../tests/system/harness.mjs';
+import { startStack, binDir, waitFor } from '../tests/system/harness.mjs';
+import * as S from '../tests/system/processor_support.mjs';
+import { cliArgs, readProc } from './common.mjs';
 
-const args = process.argv.slice(2);
-function opt(name, def) {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : def;
-}
-if (args.includes('--help')) {
-  console.log(fs.readFileSync(new URL(import.meta.url), 'utf8').split('\n').slice(0, 12).join('\n'));
-  process.exit(0);
-}
+const { opt } = cliArgs(import.meta.url, 13);
 const votes = Number(opt('votes', 200000));
 const maxPending = Number(opt('max-pending', 64));
 const intervals = opt('intervals', '0,20').split(',').filter(Boolean);
 const reps = Number(opt('reps', 2));
 const backlog = path.join(process.env.TALLY_BENCH_DIR || path.join(binDir(), '..', 'bench'), 'backlog');
 
-// CPU seconds of a process so far (utime + stime).
-function cpuSeconds(pid) {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
-// Waits until the processor has taken and acked everything in the stream.
-async function settled(p) {
-  const gauge = (text, name) => Number((text.match(new RegExp(`^${name} (\\S+)`, 'm')) || [])[1]);
-  for (let i = 0; i < 1200; i++) {
-    const m = await (await fetch(`${p.url}/metrics`)).text();
-    if (gauge(m, 'tally_processor_consumer_lag') === 0 && gauge(m, 'tally_processor_consumer_ack_pending') === 0) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('nats_cost: the processor did not catch up within 120 s');
-}
+const cpuSeconds = (pid) => readProc(pid).ticks / 100;
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
 const stack = await startStack();
+const client = await S.natsClient(stack.natsUrl);
 const results = {};
 try {
   const nats = stack.nats.pid;
@@ -56,10 +36,11 @@ try {
     for (const setting of ['none', ...intervals]) {
       let p;
       if (setting !== 'none') {
-        p = await stack.startService('processor', { LOG_LEVEL: 'warn', FETCH_INTERVAL_MS: setting, LAG_REFRESH_MS: '100' });
+        p = await stack.startService('processor', { LOG_LEVEL: 'warn', FETCH_INTERVAL_MS: setting });
         // First the backlog of the runs without a consumer: draining it is
         // not the live cost this measures.
-        await settled(p);
+        await waitFor(async () => { try { return await S.consumerDrained(client.jsm); } catch { return false; } },
+          { timeoutMs: 120000, intervalMs: 100, what: 'the processor to catch up' });
       }
       const n0 = cpuSeconds(nats);
       const p0 = p ? cpuSeconds(p.pid) : 0;
@@ -81,6 +62,7 @@ try {
     }
   }
 } finally {
+  await client.close();
   await stack.stop();
 }
 console.log(JSON.stringify({

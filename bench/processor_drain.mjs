@@ -16,22 +16,14 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { startStack, binDir } from '../tests/system/harness.mjs';
 import * as S from '../tests/system/processor_support.mjs';
+import { cliArgs } from './common.mjs';
 
-const args = process.argv.slice(2);
-function opt(name, def) {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : def;
-}
+const { opt, env: extraEnv } = cliArgs(import.meta.url, 13);
 const votes = Number(opt('votes', 300000));
 const batches = opt('batches', '100,500,1000,2000,5000').split(',').map(Number);
 const storesList = opt('stores', '1,2').split(',').map(Number);
 const reps = Number(opt('reps', 1));
 const backlogBin = opt('backlog', path.join(binDir(), '..', 'bench', 'backlog'));
-// --env KEY=VALUE (repeatable): more processor settings for every run.
-const extraEnv = {};
-args.forEach((a, i) => {
-  if (a === '--env') { const kv = args[i + 1]; extraEnv[kv.slice(0, kv.indexOf('='))] = kv.slice(kv.indexOf('=') + 1); }
-});
 if (!fs.existsSync(backlogBin)) throw new Error(`${backlogBin} missing: build target backlog, or pass --backlog PATH`);
 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };

@@ -18,25 +18,14 @@ import { performance } from 'node:perf_hooks';
 import { startStack } from '../tests/system/harness.mjs';
 import * as S from '../tests/system/processor_support.mjs';
 import { watchTotal } from './sse_total.mjs';
+import { cliArgs } from './common.mjs';
 
-const args = process.argv.slice(2);
-function opt(name, def) {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : def;
-}
-if (args.includes('--help')) {
-  console.log(fs.readFileSync(new URL(import.meta.url), 'utf8').split('\n').slice(0, 13).join('\n'));
-  process.exit(0);
-}
+const { opt, env: extraEnv } = cliArgs(import.meta.url, 13);
 const bins = opt('bins', process.env.TALLY_BIN_DIR || '').split(',').filter(Boolean).map((b) => path.resolve(b));
 if (!bins.length) throw new Error('--bins DIR[,DIR...] or TALLY_BIN_DIR');
 const rate = Number(opt('rate', 10000));
 const duration = Number(opt('duration', 15));
 const reps = Number(opt('reps', 3));
-const extraEnv = {};
-args.forEach((a, i) => {
-  if (a === '--env') { const kv = args[i + 1]; extraEnv[kv.slice(0, kv.indexOf('='))] = kv.slice(kv.indexOf('=') + 1); }
-});
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const pct = (xs, p) => {

@@ -27,6 +27,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startStack, binDir, descendants, repoRoot, dumpLogs, freePort } from '../tests/system/harness.mjs';
 import { watchTotal } from './sse_total.mjs';
+import { readProc } from './common.mjs';
 
 // ---------------------------------------------------------------------------
 // Options
@@ -179,18 +180,6 @@ function lastJson(text) {
 // ---------------------------------------------------------------------------
 // /proc sampling: CPU seconds (utime + stime) and memory of named processes
 
-function readProc(pid) {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(f[11]) + Number(f[12]);   // utime, stime
-    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = (k) => Number((status.match(new RegExp(`^${k}:\\s+(\\d+)`, 'm')) || [])[1] || 0);
-    return { ticks, rss: kb('VmRSS'), hwm: kb('VmHWM') };
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * Watches groups of processes: groups is { name: () => [pids] }. CPU is the
