@@ -16,13 +16,21 @@
  * MHD_USE_ITC), so a connection resumed from another thread must wake its
  * loop: httpd_resume does both.
  *
- * threads > 1 means as many daemons, one loop thread each, sharing one
- * listening socket (whichever loop wins accept() serves the connection).
- * The per-address limit spans them all, so it is kept here (MHD's own is
- * per daemon): an accept policy checks the count, the connection-start
- * notification counts it, the close notification uncounts it.
+ * threads > 1 means as many daemons, one loop thread each, and one
+ * listening socket each, bound to the same address with SO_REUSEPORT: the
+ * kernel spreads new connections over them by their address hash. A
+ * shared socket was tried first: whichever loop woke first accepted a
+ * burst of connections (a load balancer or load generator opening its
+ * pool), and one loop then served several times the others' share, which
+ * caps a gateway at one core however many it has. SO_REUSEPORT would also
+ * let another process of ours join the group, so the port is first bound
+ * once without it: a port already in use fails there, as it always did.
+ * The per-address limit spans all the loops, so it is kept here (MHD's
+ * own is per daemon): an accept policy checks the count, the
+ * connection-start notification counts it, the close notification
+ * uncounts it.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE
 #include "httpd.h"
 
 #include <arpa/inet.h>
@@ -48,6 +56,7 @@
 struct httpd_loop {
 	struct httpd *h;
 	struct MHD_Daemon *d;
+	int listen_fd;             /* this loop's share of the port */
 	int epoll_fd;              /* MHD's, borrowed */
 	int wake_fd;               /* eventfd: a connection was resumed */
 	atomic_bool wake_pending;  /* wake_fd written since the last run */
@@ -68,7 +77,6 @@ struct httpd_ip {
 };
 
 struct httpd {
-	int listen_fd;
 	int stop_fd;               /* eventfd: wakes every loop to stop */
 	atomic_bool stopping;
 	bool quiesced;
@@ -283,8 +291,10 @@ httpd_loop_main(void *arg)
 	return NULL;
 }
 
+/* A socket bound to cfg's address; listening unless probe. reuseport:
+ * one of a group of sockets sharing the port. -1 (logged) on failure. */
 static int
-httpd_listen(const struct httpd_config *cfg)
+httpd_listen(const struct httpd_config *cfg, bool reuseport, bool probe)
 {
 	struct sockaddr_in sa;
 	int fd, one = 1;
@@ -302,8 +312,10 @@ httpd_listen(const struct httpd_config *cfg)
 		return -1;
 	}
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one,
+	    sizeof(one)) != 0) ||
 	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-	    listen(fd, 1024) != 0) {
+	    (!probe && listen(fd, 1024) != 0)) {
 		log_error("cannot listen on %s:%ld: %s", cfg->addr, cfg->port,
 		    strerror(errno));
 		close(fd);
@@ -325,10 +337,9 @@ httpd_start(const struct httpd_config *cfg, MHD_AccessHandlerCallback handle,
 		log_error("http: out of memory");
 		return NULL;
 	}
-	h->listen_fd = -1;
 	h->stop_fd = -1;
 	for (long i = 0; i < HTTPD_THREADS_MAX; i++)
-		h->loops[i].wake_fd = -1;
+		h->loops[i].wake_fd = h->loops[i].listen_fd = -1;
 	h->notify = cfg->notify_connection;
 	h->notify_cls = cfg->notify_cls;
 	h->per_ip_max = (unsigned)cfg->max_connections_per_ip;
@@ -338,8 +349,13 @@ httpd_start(const struct httpd_config *cfg, MHD_AccessHandlerCallback handle,
 		log_error("http: out of memory");
 		goto fail;
 	}
-	if ((h->listen_fd = httpd_listen(cfg)) < 0)
-		goto fail;
+	if (n > 1) {
+		/* Is the port free? (No one can join our group later.) */
+		int probe = httpd_listen(cfg, false, true);
+		if (probe < 0)
+			goto fail;
+		close(probe);
+	}
 	if ((h->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
 		log_error("http: eventfd: %s", strerror(errno));
 		goto fail;
@@ -352,6 +368,8 @@ httpd_start(const struct httpd_config *cfg, MHD_AccessHandlerCallback handle,
 		const union MHD_DaemonInfo *di;
 
 		l->h = h;
+		if ((l->listen_fd = httpd_listen(cfg, n > 1, false)) < 0)
+			goto fail;
 		l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (l->wake_fd < 0) {
 			log_error("http: eventfd: %s", strerror(errno));
@@ -360,7 +378,7 @@ httpd_start(const struct httpd_config *cfg, MHD_AccessHandlerCallback handle,
 		l->d = MHD_start_daemon(MHD_USE_EPOLL |
 		    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0,
 		    h->per_ip_max > 0 ? httpd_accept : NULL, h, handle, cls,
-		    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)h->listen_fd,
+		    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)l->listen_fd,
 		    MHD_OPTION_CONNECTION_LIMIT, limit > 0 ? limit : 1u,
 		    MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 		    (size_t)cfg->max_header_bytes,
@@ -406,14 +424,15 @@ httpd_quiesce(struct httpd *h)
 	if (h == NULL || h->quiesced)
 		return;
 	h->quiesced = true;
-	/* Each daemon drops the shared socket from its epoll set. Shut
-	 * down, it refuses new connections at once; it is closed only in
+	/* Each daemon drops its socket from its epoll set. Shut down, the
+	 * socket refuses new connections at once; it is closed only in
 	 * httpd_stop, after the loops, so that no loop can accept() on a
 	 * number the kernel has given to another file meanwhile. */
 	for (long i = 0; i < h->n; i++)
 		(void)MHD_quiesce_daemon(h->loops[i].d);
-	if (h->listen_fd >= 0)
-		(void)shutdown(h->listen_fd, SHUT_RDWR);
+	for (long i = 0; i < HTTPD_THREADS_MAX; i++)
+		if (h->loops[i].listen_fd >= 0)
+			(void)shutdown(h->loops[i].listen_fd, SHUT_RDWR);
 }
 
 void
@@ -423,7 +442,7 @@ httpd_stop(struct httpd *h)
 
 	if (h == NULL)
 		return;
-	/* Quiesced first, so that no daemon closes the shared socket. */
+	/* Quiesced first, so that no daemon closes its socket. */
 	httpd_quiesce(h);
 	atomic_store(&h->stopping, true);
 	if (h->stop_fd >= 0 && write(h->stop_fd, &one, sizeof(one)) < 0)
@@ -437,11 +456,12 @@ httpd_stop(struct httpd *h)
 			httpd_unregister(&h->loops[i]);
 		MHD_stop_daemon(h->loops[i].d);
 	}
-	for (long i = 0; i < HTTPD_THREADS_MAX; i++)
+	for (long i = 0; i < HTTPD_THREADS_MAX; i++) {
 		if (h->loops[i].wake_fd >= 0)
 			close(h->loops[i].wake_fd);
-	if (h->listen_fd >= 0)
-		close(h->listen_fd);
+		if (h->loops[i].listen_fd >= 0)
+			close(h->loops[i].listen_fd);
+	}
 	if (h->stop_fd >= 0)
 		close(h->stop_fd);
 	pthread_mutex_destroy(&h->ip_lock);

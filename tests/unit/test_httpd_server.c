@@ -4,12 +4,19 @@
  * Linux, so each client binds its own source address). Enough addresses to
  * make the count table grow, then half of them leave and come back, which
  * exercises removal from the open-addressing table.
+ *
+ * Then the spread of connections over the loops: a burst of connections
+ * opened at once (a load balancer filling its pool) must reach both loops
+ * (each has its own SO_REUSEPORT socket), and a second server cannot take
+ * a port a first one holds.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +30,7 @@
 
 #define ADDRS 80           /* client addresses: 127.0.1.1 .. */
 #define PER_IP 2
+#define BURST 64           /* connections opened at once */
 
 static enum MHD_Result
 answer(void *cls, struct MHD_Connection *c, const char *url,
@@ -36,6 +44,24 @@ answer(void *cls, struct MHD_Connection *c, const char *url,
 		return MHD_YES;
 	}
 	return httpd_send_text(c, 200, "text/plain", "ok", 0);
+}
+
+/* Answers with the serving thread, to see which loop has a connection. */
+static enum MHD_Result
+answer_thread(void *cls, struct MHD_Connection *c, const char *url,
+    const char *method, const char *version, const char *data,
+    size_t *data_size, void **req)
+{
+	char text[32];
+
+	(void)cls; (void)url; (void)method; (void)version; (void)data;
+	(void)data_size;
+	if (*req == NULL) {
+		*req = c;
+		return MHD_YES;
+	}
+	snprintf(text, sizeof(text), "t%ju", (uintmax_t)pthread_self());
+	return httpd_send_text(c, 200, "text/plain", text, 0);
 }
 
 static void
@@ -91,6 +117,37 @@ served(int fd)
 		buf[have] = '\0';
 		if (strstr(buf, "\r\n\r\nok") != NULL)
 			return strncmp(buf, "HTTP/1.1 200", 12) == 0;
+	}
+	return false;
+}
+
+/* Sends a GET on fd and copies the body of a 200 into out; false if none
+ * comes whole within 3 s. */
+static bool
+body_of(int fd, char *out, size_t cap)
+{
+	static const char req[] = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+	char buf[512];
+	size_t have = 0;
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+
+	if (send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) < 0)
+		return false;
+	while (have < sizeof(buf) - 1 && poll(&p, 1, 3000) == 1) {
+		ssize_t n = recv(fd, buf + have, sizeof(buf) - 1 - have, 0);
+		const char *end, *len;
+
+		if (n <= 0)
+			return false;
+		have += (size_t)n;
+		buf[have] = '\0';
+		if ((end = strstr(buf, "\r\n\r\n")) == NULL ||
+		    (len = strstr(buf, "Content-Length: ")) == NULL)
+			continue;
+		if (strlen(end + 4) < strtoul(len + 16, NULL, 10))
+			continue;
+		snprintf(out, cap, "%s", end + 4);
+		return strncmp(buf, "HTTP/1.1 200", 12) == 0;
 	}
 	return false;
 }
@@ -208,6 +265,53 @@ main(void)
 	for (int i = 0; i < ADDRS; i++)
 		for (int k = 0; k < PER_IP; k++)
 			close(fds[i][k]);
+
+	/* The port is taken: a second server refuses to start on it. */
+	{
+		struct httpd *again = httpd_start(&cfg, answer, NULL, NULL);
+		CHECK_MSG(again == NULL, "a second server shared port %ld",
+		    cfg.port);
+		httpd_stop(again);
+	}
 	httpd_stop(h);
+
+	/* A burst reaches both loops. Each connection has its own source
+	 * port, so the kernel's hash spreads them; 64 connections leave a
+	 * loop fewer than 12 with a probability below 1e-6. */
+	cfg.max_connections_per_ip = 0;
+	h = NULL;
+	for (int tries = 0; h == NULL && tries < 5; tries++) {
+		cfg.port = free_port();
+		if (cfg.port > 0)
+			h = httpd_start(&cfg, answer_thread, NULL, NULL);
+	}
+	CHECK(h != NULL);
+	if (h != NULL) {
+		int burst[BURST];
+		char first[32] = "", body[32];
+		int same = 0, other = 0;
+
+		for (int i = 0; i < BURST; i++)
+			burst[i] = client(1, cfg.port);
+		for (int i = 0; i < BURST; i++) {
+			if (burst[i] < 0 || !body_of(burst[i], body,
+			    sizeof(body)))
+				continue;
+			if (first[0] == '\0')
+				snprintf(first, sizeof(first), "%s", body);
+			if (strcmp(body, first) == 0)
+				same++;
+			else
+				other++;
+		}
+		CHECK_MSG(same + other == BURST, "%d of %d connections served",
+		    same + other, BURST);
+		CHECK_MSG(same >= 12 && other >= 12, "one loop served %d "
+		    "connections of a burst, the other %d", same, other);
+		for (int i = 0; i < BURST; i++)
+			if (burst[i] >= 0)
+				close(burst[i]);
+		httpd_stop(h);
+	}
 	return check_done("test_httpd_server");
 }
