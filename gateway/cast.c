@@ -41,6 +41,7 @@ cast_start(struct request *r)
 	    ts.tv_nsec / 1000000;
 
 	memset(&r->dj, 0, sizeof(r->dj));
+	r->counted = false;
 	r->dj.op = DEDUP_OP_CHECK;
 	r->dj.poll = r->vote.poll;
 	r->dj.voter = r->vote.voter;
@@ -54,6 +55,48 @@ cast_start(struct request *r)
 		request_resume(r);
 	}
 	return true;
+}
+
+/* Keeps the answer for the Idempotency-Key, to be stored with the next
+ * RECORD of the request's job. */
+static void
+cast_keep_answer(struct request *r)
+{
+	char body[1024];
+	size_t n;
+
+	if (!r->has_idem)
+		return;
+	n = cast_answer_json(r, body, sizeof(body));
+	r->idem_answer = malloc(n + 5);
+	if (r->idem_answer != NULL)
+		snprintf(r->idem_answer, n + 5, "200 %s", body);
+}
+
+/*
+ * Ends the vote with one RECORD (the dedup job finished its CHECK, so it
+ * is reused): seq > 0 stores the voter's cast; release uncounts the cast
+ * the CHECK counted; the idem answer, if any, is stored too. The answer
+ * waits for the record so that a client's next request, even through
+ * another gateway, sees this cast in Redis. Without anything to write,
+ * the answer goes at once.
+ */
+static void
+cast_record(struct request *r, uint64_t seq, bool release)
+{
+	if (seq == 0 && !release && r->idem_answer == NULL) {
+		request_resume(r);
+		return;
+	}
+	r->dj.op = DEDUP_OP_RECORD;
+	r->dj.seq = seq;
+	r->dj.release = release;
+	r->dj.idem_answer = r->idem_answer;
+	r->dj.done = cast_on_record;
+	if (dedup_submit(r->gw->dedup, &r->dj) != 0) {
+		log_error("cast %s: dedup refused a record", r->vote.cast_id);
+		request_resume(r);
+	}
 }
 
 /* Redis thread: decide between replay, unchanged and publish. */
@@ -82,9 +125,14 @@ cast_on_check(struct dedup_job *job, void *cls)
 		r->outcome = OUTCOME_UNCHANGED;
 		r->seq = job->current_seq;
 		metrics_inc(&gw->metrics.votes_unchanged);
-		request_resume(r);
+		/* A repeat of this request must get this answer, even after
+		 * the voter has changed their vote. */
+		cast_keep_answer(r);
+		cast_record(r, 0, false);
 		return;
 	}
+	/* DEDUP_OK: the CHECK counted the cast (BYPASS: Redis was away). */
+	r->counted = job->status == DEDUP_OK;
 	memset(&r->pj, 0, sizeof(r->pj));
 	r->pj.vote = &r->vote;
 	r->pj.done = cast_on_ack;
@@ -101,7 +149,7 @@ cast_on_check(struct dedup_job *job, void *cls)
 			cast_fail(r, "the broker refused the vote");
 			break;
 		}
-		request_resume(r);
+		cast_record(r, 0, r->counted);
 	}
 }
 
@@ -116,7 +164,9 @@ cast_on_ack(struct publish_job *job, void *cls)
 		cast_fail(r, job->status == PUBLISH_TIMEOUT ?
 		    "the broker did not acknowledge the vote in time" :
 		    "the broker refused the vote");
-		request_resume(r);
+		/* Maybe in the stream after all (a timeout): the cast stays
+		 * counted, and the voter unsettled in Redis. */
+		cast_record(r, 0, r->counted && job->unsent);
 		return;
 	}
 	r->outcome = OUTCOME_ACCEPTED;
@@ -124,24 +174,10 @@ cast_on_ack(struct publish_job *job, void *cls)
 	r->duplicate = job->duplicate;
 	metrics_inc(job->duplicate ? &gw->metrics.votes_duplicate :
 	    &gw->metrics.votes_accepted);
-	if (r->has_idem) {
-		char body[1024];
-		size_t n = cast_answer_json(r, body, sizeof(body));
-		r->idem_answer = malloc(n + 5);
-		if (r->idem_answer != NULL)
-			snprintf(r->idem_answer, n + 5, "200 %s", body);
-	}
-	/* The dedup job finished its CHECK: reuse it to record. The answer
-	 * waits for the record so that a client's next request, even through
-	 * another gateway, sees this cast in Redis. */
-	r->dj.op = DEDUP_OP_RECORD;
-	r->dj.seq = job->seq;
-	r->dj.idem_answer = r->idem_answer;
-	r->dj.done = cast_on_record;
-	if (dedup_submit(gw->dedup, &r->dj) != 0) {
-		log_error("cast %s: dedup refused a record", r->vote.cast_id);
-		request_resume(r);
-	}
+	cast_keep_answer(r);
+	/* A duplicate's seq holds the first cast under this Idempotency-Key,
+	 * whose option may differ from this body's: only uncount. */
+	cast_record(r, job->duplicate ? 0 : job->seq, r->counted);
 }
 
 /* Redis thread: recorded (or kept for replay if Redis is down). */

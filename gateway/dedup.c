@@ -16,26 +16,90 @@
 #include "buf.h"
 #include "log.h"
 
-/* One call records a whole batch: Redis runs a script's commands without
+/*
+ * One call records a whole batch: Redis runs a script's commands without
  * interleaving, and a script call costs ~10 us of Redis time whatever its
  * size, so one call per vote was most of Redis's CPU per vote. A plain
- * find of the first ':' (option ids have none) is ~15% cheaper per key
- * than a pattern match. */
+ * find of ':' (option ids have none) is ~15% cheaper per key than a
+ * pattern match. A value is "<option>:<seq>", or "<option>:<seq>:<n>"
+ * while n casts of the voter are being published (dedup.h); such a key
+ * keeps its expiry, so one left counted by a lost cast still expires.
+ */
+#define DEDUP_LUA_PARSE \
+    "local function parse(cur)\n" \
+    "  if not cur then return nil, 0, 0 end\n" \
+    "  local a = string.find(cur, ':', 1, true)\n" \
+    "  if not a then return '', 0, 0 end\n" \
+    "  local b = string.find(cur, ':', a + 1, true)\n" \
+    "  if not b then\n" \
+    "    return string.sub(cur, 1, a - 1), tonumber(string.sub(cur, a + 1)) or 0, 0\n" \
+    "  end\n" \
+    "  return string.sub(cur, 1, a - 1), tonumber(string.sub(cur, a + 1, b - 1)) or 0,\n" \
+    "    tonumber(string.sub(cur, b + 1)) or 0\n" \
+    "end\n" \
+    "local function put(key, o, s, n, ttl)\n" \
+    "  if n > 0 then\n" \
+    "    redis.call('SET', key, o .. ':' .. s .. ':' .. n, 'KEEPTTL')\n" \
+    "  else\n" \
+    "    redis.call('SET', key, o .. ':' .. s, 'EX', ttl)\n" \
+    "  end\n" \
+    "end\n"
+
 const char dedup_record_script[] =
+    DEDUP_LUA_PARSE
     "local out = {}\n"
     "local ttl = ARGV[1]\n"
-    "local call = redis.call\n"
     "for i = 1, #KEYS do\n"
     "  local key = KEYS[i]\n"
-    "  local seq = ARGV[2 * i + 1]\n"
-    "  local cur = call('GET', key)\n"
-    "  local s = cur and tonumber(string.sub(cur,\n"
-    "    (string.find(cur, ':', 1, true) or 0) + 1))\n"
-    "  if s and s >= tonumber(seq) then\n"
-    "    out[i] = 0\n"
-    "  else\n"
-    "    call('SET', key, ARGV[2 * i] .. ':' .. seq, 'EX', ttl)\n"
+    "  local seq = tonumber(ARGV[3 * i])\n"
+    "  local o, s, n = parse(redis.call('GET', key))\n"
+    "  n = n - tonumber(ARGV[3 * i + 1])\n"
+    "  if n < 0 then n = 0 end\n"
+    "  out[i] = 0\n"
+    "  if seq > 0 and (not o or s < seq) then\n"
+    "    o = ARGV[3 * i - 1]\n"
+    "    s = seq\n"
     "    out[i] = 1\n"
+    "  end\n"
+    "  if o == '' and s == 0 and n == 0 then\n"
+    "    redis.call('DEL', key)\n"
+    "  elseif o then\n"
+    "    put(key, o, s, n, ttl)\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+const char dedup_check_script[] =
+    DEDUP_LUA_PARSE
+    "local out = {}\n"
+    "local ttl = ARGV[1]\n"
+    "local k = 1\n"
+    "for i = 1, (#ARGV - 1) / 2 do\n"
+    "  local opt = ARGV[2 * i]\n"
+    "  local key = KEYS[k]\n"
+    "  local found = nil\n"
+    "  k = k + 1\n"
+    "  if ARGV[2 * i + 1] == '1' then\n"
+    "    found = redis.call('GET', KEYS[k])\n"
+    "    k = k + 1\n"
+    "  end\n"
+    "  if found then\n"
+    "    out[#out + 1] = 1\n"
+    "    out[#out + 1] = found\n"
+    "  else\n"
+    "    local o, s, n = parse(redis.call('GET', key))\n"
+    "    if o and n == 0 and o == opt then\n"
+    "      out[#out + 1] = 2\n"
+    "      out[#out + 1] = tostring(s)\n"
+    "    else\n"
+    "      if n == 0 then\n"
+    "        redis.call('SET', key, (o or '') .. ':' .. s .. ':1', 'EX', ttl)\n"
+    "      else\n"
+    "        put(key, o, s, n + 1, ttl)\n"
+    "      end\n"
+    "      out[#out + 1] = 0\n"
+    "      out[#out + 1] = ''\n"
+    "    end\n"
     "  end\n"
     "end\n"
     "return out\n";
@@ -51,6 +115,7 @@ struct dedup_pending {
 	char key[8 + 2 * VOTE_TOKEN_MAX + 8];
 	char option[VOTE_ID_MAX + 1];
 	uint64_t seq;
+	bool release;
 	struct dedup_pending *next;
 };
 
@@ -70,6 +135,7 @@ struct dedup {
 	/* Redis thread only from here on. */
 	redisContext *ctx;
 	char sha[48];                   /* SHA1 of the record script */
+	char check_sha[48];             /* SHA1 of the check script */
 	uint64_t retry_at_ms;           /* next connect attempt */
 	long backoff_ms;
 	struct dedup_pending *backlog;  /* unwritten RECORDs */
@@ -82,7 +148,7 @@ struct dedup {
 	 * output buffer by each append, so one set serves every command. */
 	char (*keys)[DEDUP_KEY_MAX];    /* 2 * batch_max */
 	char (*nums)[24];               /* batch_max: seqs as text */
-	const char **argv;              /* 3 * batch_max + 8 */
+	const char **argv;              /* 4 * batch_max + 8 */
 	struct buf resp;                /* a batch's commands, RESP-encoded */
 };
 
@@ -153,18 +219,26 @@ dedup_command(struct dedup *d, const char *what, const char *fmt, ...)
 }
 
 static int
-dedup_load_script(struct dedup *d)
+dedup_load(struct dedup *d, const char *script, char *sha, size_t cap)
 {
 	redisReply *r;
 
-	r = dedup_command(d, "SCRIPT LOAD", "SCRIPT LOAD %s",
-	    dedup_record_script);
+	r = dedup_command(d, "SCRIPT LOAD", "SCRIPT LOAD %s", script);
 	if (r == NULL)
 		return -1;
 	if (r->type == REDIS_REPLY_STRING)
-		snprintf(d->sha, sizeof(d->sha), "%s", r->str);
+		snprintf(sha, cap, "%s", r->str);
 	freeReplyObject(r);
 	return 0;
+}
+
+static int
+dedup_load_scripts(struct dedup *d)
+{
+	if (dedup_load(d, dedup_record_script, d->sha, sizeof(d->sha)) != 0)
+		return -1;
+	return dedup_load(d, dedup_check_script, d->check_sha,
+	    sizeof(d->check_sha));
 }
 
 /* Replays unwritten RECORDs (the script keeps the highest seq, so replay
@@ -176,9 +250,9 @@ dedup_catch_up(struct dedup *d)
 		struct dedup_pending *p = d->backlog;
 		redisReply *r;
 
-		r = dedup_command(d, "EVALSHA", "EVALSHA %s 1 %s %ld %s %llu",
-		    d->sha, p->key, d->cfg.ttl_s, p->option,
-		    (unsigned long long)p->seq);
+		r = dedup_command(d, "EVALSHA",
+		    "EVALSHA %s 1 %s %ld %s %llu %d", d->sha, p->key,
+		    d->cfg.ttl_s, p->option, (unsigned long long)p->seq, p->release ? 1 : 0);
 		if (r == NULL)
 			return -1;
 		freeReplyObject(r);
@@ -251,7 +325,7 @@ dedup_ensure(struct dedup *d)
 			return false;
 		freeReplyObject(r);
 	}
-	if (dedup_load_script(d) != 0 || dedup_catch_up(d) != 0)
+	if (dedup_load_scripts(d) != 0 || dedup_catch_up(d) != 0)
 		return false;
 	d->backoff_ms = 100;
 	atomic_store(&d->up, true);
@@ -268,6 +342,8 @@ dedup_keep(struct dedup *d, const struct dedup_job *j)
 {
 	struct dedup_pending *p;
 
+	if (j->seq == 0 && !j->release)
+		return; /* nothing for the voter's key */
 	if (d->backlog_len >= d->cfg.backlog_max || d->need_flush) {
 		/* Too many to replay: forget them all and delete every voter
 		 * key on reconnect instead. */
@@ -286,8 +362,10 @@ dedup_keep(struct dedup *d, const struct dedup_job *j)
 		return;
 	}
 	snprintf(p->key, sizeof(p->key), "tally:v:%s:%s", j->poll, j->voter);
-	snprintf(p->option, sizeof(p->option), "%s", j->option);
+	snprintf(p->option, sizeof(p->option), "%s",
+	    j->option != NULL ? j->option : "");
 	p->seq = j->seq;
+	p->release = j->release;
 	p->next = d->backlog;
 	d->backlog = p;
 	d->backlog_len++;
@@ -306,25 +384,6 @@ dedup_reply(struct dedup *d)
 		return NULL;
 	}
 	return r;
-}
-
-/* "<option>:<seq>" -> job's current option and seq. */
-static void
-dedup_parse_current(struct dedup_job *j, const redisReply *r)
-{
-	const char *colon;
-	size_t len;
-
-	if (r->type != REDIS_REPLY_STRING)
-		return;
-	colon = strrchr(r->str, ':');
-	if (colon == NULL)
-		return;
-	len = (size_t)(colon - r->str);
-	if (vote_copy_id(j->current_option, r->str, len) != 0)
-		return;
-	j->current_seq = strtoull(colon + 1, NULL, 10);
-	j->has_current = true;
 }
 
 /* Finishes a job without Redis. */
@@ -403,14 +462,30 @@ dedup_resp_argv(struct dedup *d, size_t argc)
 	}
 }
 
+/* Starts d->argv with "EVALSHA sha k keys[0..k) ttl"; nkeys (16 bytes)
+ * holds k as text. Returns the argument count so far. */
+static size_t
+dedup_evalsha(struct dedup *d, const char *sha, char *nkeys, size_t k,
+    const char *ttl)
+{
+	snprintf(nkeys, 16, "%zu", k);
+	d->argv[0] = "EVALSHA";
+	d->argv[1] = sha;
+	d->argv[2] = nkeys;
+	for (size_t x = 0; x < k; x++)
+		d->argv[3 + x] = d->keys[x];
+	d->argv[3 + k] = ttl;
+	return 4 + k;
+}
+
 /*
  * One batch is a handful of commands whatever its size, written in one go
  * and answered in order:
  *
- *   EVALSHA record n key.. ttl option seq ..   per 128 RECORDs
- *   SET tally:idem:<key> answer EX ttl NX      per RECORD with a key
- *   MGET [tally:idem:<key>] tally:v:<p>:<v> .. all CHECKs
- *   INCR hits                                  per INCR
+ *   EVALSHA record n key.. ttl option seq release ..  per 128 RECORDs
+ *   SET tally:idem:<key> answer EX ttl NX              per RECORD with a key
+ *   EVALSHA check n key [idem key].. ttl option idem.. per 128 CHECKs
+ *   INCR hits                                          per INCR
  *
  * RECORDs go first so that a CHECK in the same batch reads them. Redis
  * pays its per-command and per-script costs once per batch, not per vote.
@@ -435,19 +510,14 @@ dedup_append_records(struct dedup *d, struct dedup_job **batch, size_t n)
 		}
 		if (k == 0)
 			break;
-		snprintf(nkeys, sizeof(nkeys), "%zu", k);
-		d->argv[0] = "EVALSHA";
-		d->argv[1] = d->sha;
-		d->argv[2] = nkeys;
-		for (size_t x = 0; x < k; x++)
-			d->argv[3 + x] = d->keys[x];
-		d->argv[3 + k] = ttl;
-		argc = 4 + k;
+		argc = dedup_evalsha(d, d->sha, nkeys, k, ttl);
 		for (size_t x = first, y = 0; x < i; x++) {
 			if (batch[x]->op != DEDUP_OP_RECORD)
 				continue;
-			d->argv[argc++] = batch[x]->option;
+			d->argv[argc++] = batch[x]->option != NULL ?
+			    batch[x]->option : "";
 			d->argv[argc++] = d->nums[y++];
+			d->argv[argc++] = batch[x]->release ? "1" : "0";
 		}
 		dedup_resp_argv(d, argc);
 	}
@@ -471,24 +541,36 @@ dedup_append_records(struct dedup *d, struct dedup_job **batch, size_t n)
 static void
 dedup_append_checks(struct dedup *d, struct dedup_job **batch, size_t n)
 {
-	size_t argc = 1, k = 0;
+	char nkeys[16], ttl[24];
+	size_t i = 0;
 
-	d->argv[0] = "MGET";
-	for (size_t i = 0; i < n; i++) {
-		struct dedup_job *j = batch[i];
-		if (j->op != DEDUP_OP_CHECK)
-			continue;
-		if (j->idem_key != NULL) {
-			dedup_key(d->keys[k], "tally:idem:", j->idem_key,
-			    NULL);
-			d->argv[argc++] = d->keys[k++];
+	snprintf(ttl, sizeof(ttl), "%ld", d->cfg.ttl_s);
+	while (i < n) {
+		size_t jobs = 0, k = 0, first = i, argc;
+
+		for (; i < n && jobs < DEDUP_SCRIPT_KEYS_MAX; i++) {
+			struct dedup_job *j = batch[i];
+			if (j->op != DEDUP_OP_CHECK)
+				continue;
+			dedup_key(d->keys[k++], "tally:v:", j->poll, j->voter);
+			if (j->idem_key != NULL)
+				dedup_key(d->keys[k++], "tally:idem:",
+				    j->idem_key, NULL);
+			jobs++;
 		}
-		dedup_key(d->keys[k], "tally:v:", j->poll, j->voter);
-		d->argv[argc++] = d->keys[k++];
-	}
-	if (argc > 1)
+		if (jobs == 0)
+			break;
+		argc = dedup_evalsha(d, d->check_sha, nkeys, k, ttl);
+		for (size_t x = first; x < i; x++) {
+			if (batch[x]->op != DEDUP_OP_CHECK)
+				continue;
+			d->argv[argc++] = batch[x]->option;
+			d->argv[argc++] = batch[x]->idem_key != NULL ?
+			    "1" : "0";
+		}
 		dedup_resp_argv(d, argc);
-	for (size_t i = 0; i < n; i++) {
+	}
+	for (i = 0; i < n; i++) {
 		if (batch[i]->op != DEDUP_OP_INCR)
 			continue;
 		d->argv[0] = "INCR";
@@ -541,38 +623,71 @@ dedup_read_records(struct dedup *d, struct dedup_job **batch, size_t n,
 	}
 }
 
-/* Reads the MGET and INCR replies; sets ok[i] for each job answered. */
+/* One CHECK's two values of the check script's reply. */
+static bool
+dedup_read_check(struct dedup_job *j, const redisReply *code,
+    const redisReply *val)
+{
+	if (code->type != REDIS_REPLY_INTEGER || val->type != REDIS_REPLY_STRING)
+		return false;
+	switch (code->integer) {
+	case 1: /* a repeat: the first answer */
+		j->idem_found = strdup(val->str);
+		return j->idem_found != NULL;
+	case 2: /* the voter's settled current option */
+		if (vote_copy_id(j->current_option, j->option,
+		    strlen(j->option)) != 0)
+			return false;
+		j->current_seq = strtoull(val->str, NULL, 10);
+		j->has_current = true;
+		return true;
+	case 0: /* publish: counted as being published */
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Reads the check scripts' and INCR replies; sets ok[i] for each job
+ * answered. */
 static void
 dedup_read_checks(struct dedup *d, struct dedup_job **batch, size_t n,
     bool *ok)
 {
-	size_t want = 0, e = 0;
+	size_t i = 0;
 	redisReply *r;
 
-	for (size_t i = 0; i < n; i++)
-		if (batch[i]->op == DEDUP_OP_CHECK)
-			want += batch[i]->idem_key != NULL ? 2 : 1;
-	if (want > 0 && (r = dedup_reply(d)) != NULL) {
-		if (r->type != REDIS_REPLY_ARRAY || r->elements != want) {
+	while (i < n) {
+		size_t jobs = 0, first = i, e = 0;
+
+		for (; i < n && jobs < DEDUP_SCRIPT_KEYS_MAX; i++)
+			if (batch[i]->op == DEDUP_OP_CHECK)
+				jobs++;
+		if (jobs == 0)
+			break;
+		if ((r = dedup_reply(d)) == NULL)
+			continue;
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 * jobs) {
+			/* NOSCRIPT after a Redis restart, or worse. */
+			char why[160];
+			snprintf(why, sizeof(why), "EVALSHA check: %.120s",
+			    r->type == REDIS_REPLY_ERROR ? r->str :
+			    "unexpected reply");
 			freeReplyObject(r);
-			dedup_lost(d, "MGET: unexpected reply");
-		} else {
-			for (size_t i = 0; i < n; i++) {
-				struct dedup_job *j = batch[i];
-				if (j->op != DEDUP_OP_CHECK)
-					continue;
-				if (j->idem_key != NULL) {
-					redisReply *u = r->element[e++];
-					if (u->type == REDIS_REPLY_STRING)
-						j->idem_found = strdup(u->str);
-				}
-				dedup_parse_current(j, r->element[e++]);
-				ok[i] = true;
-			}
-			freeReplyObject(r);
+			dedup_lost(d, why);
+			continue;
 		}
+		for (size_t x = first; x < i; x++) {
+			struct dedup_job *j = batch[x];
+			if (j->op != DEDUP_OP_CHECK)
+				continue;
+			ok[x] = dedup_read_check(j, r->element[e],
+			    r->element[e + 1]);
+			e += 2;
+		}
+		freeReplyObject(r);
 	}
-	for (size_t i = 0; i < n; i++) {
+	for (i = 0; i < n; i++) {
 		struct dedup_job *j = batch[i];
 		if (j->op != DEDUP_OP_INCR || (r = dedup_reply(d)) == NULL)
 			continue;
@@ -721,7 +836,7 @@ dedup_main(void *arg)
 
 	d->keys = calloc(2 * cap, sizeof(*d->keys));
 	d->nums = calloc(cap, sizeof(*d->nums));
-	d->argv = calloc(3 * cap + 8, sizeof(*d->argv));
+	d->argv = calloc(4 * cap + 8, sizeof(*d->argv));
 	if (dedup_batch_init(&cur, cap) != 0 ||
 	    dedup_batch_init(&prev, cap) != 0 || d->keys == NULL ||
 	    d->nums == NULL || d->argv == NULL) {

@@ -2,15 +2,30 @@
  * dedup: the gateway's Redis. One thread owns the hiredis context and serves
  * a queue of jobs in batches, so no HTTP thread ever waits for Redis and a
  * round trip is paid per batch, not per vote. A batch is a few commands
- * whatever its size (one MGET for its CHECKs, one EVALSHA per 128 RECORDs),
+ * whatever its size (one EVALSHA per 128 CHECKs, one per 128 RECORDs),
  * and the next batch is written before the last one's callbacks run.
  *
  * Keys:
- *   tally:v:<poll>:<voter>  "<option>:<seq>", TTL DEDUP_TTL_S; written only
- *                           through a Lua script that never lets a lower
- *                           stream sequence replace a higher one
+ *   tally:v:<poll>:<voter>  "<option>:<seq>", TTL DEDUP_TTL_S, or
+ *                           "<option>:<seq>:<n>" while n casts of the voter
+ *                           are being published; written only through Lua
+ *                           scripts that never let a lower stream sequence
+ *                           replace a higher one
  *   tally:idem:<key>        the first answer to an Idempotency-Key, 24 h
  *   hits                    the /visits counter (the original app's key)
+ *
+ * Unsettled voters. A CHECK that lets a cast through (its option is not
+ * the voter's settled current one) counts it in the key as being
+ * published, in the same script; the cast's RECORD stores its option and
+ * seq and uncounts it. While the count is above 0 no CHECK answers
+ * "unchanged": a publish whose outcome is unknown (its PubAck timed out,
+ * yet the message may be in the stream) or a gateway that died between
+ * PubAck and RECORD leaves the count up, so the voter's next casts are
+ * all published (harmless: the processor keeps the highest seq) until
+ * the key expires, instead of one being answered "unchanged" from an
+ * option older than the stream. A cast known not to be in the stream (the
+ * publish was refused, or JetStream answered "duplicate") only uncounts
+ * (a RECORD with seq 0).
  *
  * Redis down: CHECK jobs come back DEDUP_BYPASS (fail-open) or
  * DEDUP_UNAVAILABLE (fail-closed); the outage is logged once, and once more
@@ -30,7 +45,8 @@
 
 enum dedup_op {
 	DEDUP_OP_CHECK,  /* read the voter's current option (and idem answer) */
-	DEDUP_OP_RECORD, /* store option:seq if seq is higher (and idem answer) */
+	DEDUP_OP_RECORD, /* store option:seq if seq is higher, uncount the
+			  * cast if release (and store the idem answer) */
 	DEDUP_OP_INCR,   /* INCR hits */
 };
 
@@ -51,7 +67,10 @@ struct dedup_job {
 	const char *poll, *voter, *option; /* CHECK, RECORD */
 	const char *idem_key;    /* NULL: no Idempotency-Key */
 	const char *idem_answer; /* RECORD: answer to store under idem_key */
-	uint64_t seq;            /* RECORD: the stream sequence of the cast */
+	uint64_t seq;            /* RECORD: the stream sequence of the cast;
+				  * 0: none (only release, idem answer) */
+	bool release;            /* RECORD: the CHECK counted the cast (it
+				  * came back DEDUP_OK): uncount it */
 
 	enum dedup_status status;
 	bool has_current;        /* CHECK: Redis knows the voter's option */
@@ -101,8 +120,16 @@ void dedup_free(struct dedup *d);
 
 /* The Lua script that stores "option:seq" only over a lower seq, for a
  * whole batch (exposed for tests and docs). KEYS[1..n] voter keys; ARGV[1]
- * ttl_s, then option and seq for each key in order. Returns an array of n
- * integers: 1 stored, 0 a higher seq was there. */
+ * ttl_s, then option, seq and release ("1": uncount a cast being
+ * published) for each key in order. Returns an array of n integers: 1
+ * stored, 0 not (a higher seq was there, or seq was 0). */
 extern const char dedup_record_script[];
+
+/* The Lua script of a batch's CHECKs. KEYS: per job its voter key, then
+ * its idem key if it has one; ARGV[1] ttl_s, then per job the option cast
+ * and "1" if it has an idem key, else "0". Returns two values per job:
+ * 1 and the stored answer (a repeat), 2 and the settled seq (the option
+ * is the voter's current one), or 0 and "" (publish: now counted). */
+extern const char dedup_check_script[];
 
 #endif

@@ -129,6 +129,10 @@ publish_on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
 		natsStatus err = pae != NULL ? pae->Err : NATS_ERR;
 		job->status = err == NATS_TIMEOUT ? PUBLISH_TIMEOUT :
 		    PUBLISH_FAILED;
+		/* An answer from JetStream (an error code, or no stream to
+		 * answer at all) says the message was not stored. */
+		job->unsent = pae != NULL && (pae->ErrCode != 0 ||
+		    err == NATS_NO_RESPONDERS);
 		if (publish_no_stream(err, pae != NULL ? pae->ErrCode : 0))
 			publish_stream_suspect(p);
 		log_debug("publish %s: %s (JetStream error %d)",
@@ -289,6 +293,7 @@ publish_submit(struct publisher *p, struct publish_job *job)
 	jsPubOptions po;
 	natsStatus s;
 
+	job->unsent = true; /* until it is handed to nats.c */
 	if (!natsconn_connected(p->nc)) {
 		job->status = PUBLISH_DISCONNECTED;
 		return -1;
@@ -307,9 +312,12 @@ publish_submit(struct publisher *p, struct publish_job *job)
 		job->msg = msg;
 		job->started_us = metrics_now_us();
 		publish_map_put(p, job);
+		job->unsent = false; /* the ack handler may run at once */
 		s = js_PublishMsgAsync(p->js, &msg, &po);
-		if (s != NATS_OK)
+		if (s != NATS_OK) {
 			(void)publish_map_take(p, job->msg);
+			job->unsent = true;
+		}
 	}
 	if (s != NATS_OK) {
 		natsMsg_Destroy(msg);

@@ -32,6 +32,9 @@ struct publish_job {
 	enum publish_status status;
 	uint64_t seq;
 	bool duplicate;
+	bool unsent;      /* failed, and surely not in the stream: refused
+			   * before it was sent, or JetStream answered an
+			   * error (a timeout or a lost connection: unknown) */
 	uint64_t started_us;
 	void (*done)(struct publish_job *job, void *cls);
 	void *cls;

@@ -45,6 +45,8 @@ struct request {
 	struct vote vote;
 	struct dedup_job dj;
 	struct publish_job pj;
+	bool counted;             /* the CHECK counted the cast in Redis as
+				   * being published: a RECORD uncounts it */
 
 	/* Outcome, written by the Redis or NATS thread before the resume. */
 	enum request_outcome outcome;

@@ -109,6 +109,85 @@ test('a record missed while Redis was down is replayed before Redis is read agai
   assert.equal(again.json.status, 'accepted', 'a is a change from b, never "unchanged"');
 });
 
+test('a vote whose PubAck timed out but which reached the stream: the voter is never told "unchanged" from older data', T, async () => {
+  const stream = await openStream(stack);
+  try {
+    const voter = newVoter('unknown');
+    const a = await apiVote(gw, 'default', { voter, option: 'a' });
+    assert.equal(a.json.status, 'accepted');
+    // nats-server stopped: the gateway writes b to its socket, and the
+    // PubAck cannot come within PUBLISH_TIMEOUT_MS (1 s here).
+    process.kill(stack.nats.pid, 'SIGSTOP');
+    let b;
+    try {
+      b = await apiVote(gw, 'default', { voter, option: 'b' });
+    } finally {
+      process.kill(stack.nats.pid, 'SIGCONT');
+    }
+    assert.equal(b.status, 503, b.body);
+    // Running again, nats-server reads b and stores it: the 503 was for a
+    // vote whose fate the gateway could not know.
+    const landed = await waitFor(async () => {
+      const n = await stream.count();
+      for (let seq = a.json.seq + 1; seq <= n; seq++) {
+        const m = await stream.get(seq);
+        if (m?.vote.voter === voter) return m;
+      }
+      return null;
+    }, { timeoutMs: 10000, what: 'b in the stream' });
+    assert.equal(landed.vote.option, 'b');
+    // Redis still says a: it must not be trusted for this voter now.
+    const again = await apiVote(gw, 'default', { voter, option: 'a' });
+    assert.equal(again.status, 200, again.body);
+    assert.equal(again.json.status, 'accepted', 'the stream ends with b, so a is a change');
+    assert.ok(again.json.seq > landed.seq);
+    const later = await apiVote(gw, 'default', { voter, option: 'a' });
+    assert.equal(later.json.status, 'accepted', 'still unsettled: published again, never "unchanged"');
+  } finally {
+    await stream.close();
+  }
+});
+
+test('an Idempotency-Key repeated with another option after its answer is gone: the duplicate leaves Redis as the stream is', T, async () => {
+  const voter = newVoter('dupkey');
+  const key = `key-${voter}`;
+  const first = await apiVote(gw, 'default', { voter, option: 'a' }, { headers: { 'Idempotency-Key': key } });
+  assert.equal(first.json.status, 'accepted');
+  // Redis lost the stored answer and the voter (a restart without
+  // persistence); JetStream still knows the key as a Nats-Msg-Id.
+  await stack.redisCli('DEL', `tally:idem:${key}`, `tally:v:default:${voter}`);
+  const repeat = await apiVote(gw, 'default', { voter, option: 'b' }, { headers: { 'Idempotency-Key': key } });
+  assert.equal(repeat.status, 200, repeat.body);
+  assert.equal(repeat.json.duplicate, true);
+  assert.equal(repeat.json.seq, first.json.seq);
+  assert.notEqual(await stack.redisCli('GET', `tally:v:default:${voter}`), `b:${first.json.seq}`,
+    'seq ' + first.json.seq + ' holds a: b must not be recorded for it');
+  const b = await apiVote(gw, 'default', { voter, option: 'b' });
+  assert.equal(b.json.status, 'accepted', 'the stream holds a for this voter, so b is a change');
+});
+
+test('a repeat of a request answered "unchanged" gets that answer again, even after the voter changed their vote', T, async () => {
+  const stream = await openStream(stack);
+  try {
+    const voter = newVoter('unchkey');
+    const key = `key-${voter}`;
+    const a = await apiVote(gw, 'default', { voter, option: 'a' });
+    assert.equal(a.json.status, 'accepted');
+    const same = await apiVote(gw, 'default', { voter, option: 'a' }, { headers: { 'Idempotency-Key': key } });
+    assert.equal(same.json.status, 'unchanged');
+    const b = await apiVote(gw, 'default', { voter, option: 'b' });
+    assert.equal(b.json.status, 'accepted');
+    const count = await stream.count();
+    const repeat = await apiVote(gw, 'default', { voter, option: 'a' }, { headers: { 'Idempotency-Key': key } });
+    assert.equal(repeat.status, 200, repeat.body);
+    assert.deepEqual(repeat.json, same.json, 'the first answer, byte for byte');
+    assert.equal(await stream.count(), count, 'the repeat published nothing');
+    assert.equal(await stack.redisCli('GET', `tally:v:default:${voter}`), `b:${b.json.seq}`);
+  } finally {
+    await stream.close();
+  }
+});
+
 test('NATS killed and restarted while votes flow: every 2xx is in the stream, 503s are prompt', T, async () => {
   const results = [];
   let stop = false;
