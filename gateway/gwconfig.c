@@ -29,7 +29,8 @@ static const struct config_entry gw_table[] = {
 	    "proxy's address)"),
 	HTTPD_CONFIG_MAX_HEADER_BYTES(struct gw_config, max_header_bytes,
 	    "16384", "memory per connection for the request line and "
-	    "headers, in bytes (over: 431)"),
+	    "headers, in bytes (over: 414 for a long request line, 431 for "
+	    "the headers)"),
 	HTTPD_CONFIG_CONNECTION_TIMEOUT_S(struct gw_config,
 	    connection_timeout_s, "30", "an idle connection, or one whose "
 	    "request (line, headers and body) is not all in this many seconds "

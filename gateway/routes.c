@@ -466,9 +466,12 @@ routes_dispatch(struct request *r, const char *url)
 			return routes_vote(r);
 		}
 	} else if (strcmp(url, "/visits") == 0) {
+		/* GET only: a GET is a visit (INCR hits). A HEAD must have
+		 * no side effect, and without the INCR it has no count to
+		 * give the Content-Length a GET would have. */
 		r->route = GW_ROUTE_VISITS;
-		if (!routes_get(m))
-			return routes_method_not_allowed(r, "GET, HEAD");
+		if (!routes_is(m, "GET"))
+			return routes_method_not_allowed(r, "GET");
 		return routes_visits(r);
 	} else if (strcmp(url, "/healthz") == 0) {
 		r->route = GW_ROUTE_HEALTHZ;

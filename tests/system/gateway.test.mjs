@@ -3,6 +3,8 @@
 // "unchanged" re-cast, protobuf bodies, /visits, /metrics, /readyz, SIGTERM.
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { startStack, http, pool, waitFor, dumpLogs } from './harness.mjs';
 import { openStream, apiVote, metric, metricsText, newVoter, encodeVote } from './gateway-helpers.mjs';
 
@@ -240,6 +242,20 @@ test('/visits counts with Redis INCR, as the original app', T, async () => {
   const b = await http('GET', `${gw.url}/visits`);
   assert.equal(b.body.trim(), `Hello from Redis! I have been seen ${n + 1} times.`);
   assert.equal(await stack.redisCli('GET', 'hits'), String(n + 1));
+  // A HEAD has no side effect: 405, and the counter does not move.
+  const head = await http('HEAD', `${gw.url}/visits`);
+  assert.equal(head.status, 405);
+  assert.equal(head.headers.allow, 'GET');
+  const post = await http('POST', `${gw.url}/visits`, { body: 'x' });
+  assert.equal(post.status, 405);
+  assert.equal(post.headers.allow, 'GET');
+  assert.equal(await stack.redisCli('GET', 'hits'), String(n + 1));
+  // The other GET routes take HEAD: no body, same status.
+  for (const p of ['/', '/healthz', '/readyz', '/metrics', '/api/v1/polls', '/static/vote.css']) {
+    const h = await http('HEAD', `${gw.url}${p}`);
+    assert.equal(h.status, 200, `HEAD ${p}`);
+    assert.equal(h.body, '', `HEAD ${p}`);
+  }
 });
 
 test('/healthz, /readyz and /metrics', T, async () => {
@@ -291,22 +307,87 @@ test('a per-client rate limit answers 429 and is counted', T, async () => {
   }
 });
 
-test('SIGTERM: the gateway finishes the votes in flight and exits 0', T, async () => {
-  const g = await stack.startGateway();
+// SIGTERM while votes wait for their PubAck: nats-server is stopped
+// (SIGSTOP), so the votes are held in flight; the gateway is told to stop,
+// then nats-server is continued (SIGCONT) within DRAIN_TIMEOUT_MS and well
+// inside PUBLISH_TIMEOUT_MS. A gateway that did not wait would cut them off
+// (no answer) and one whose publish timed out would answer 503: each must
+// get its 200 with a stream sequence, and the gateway must exit 0.
+test('SIGTERM: the gateway waits for the votes in flight, answers each, and exits 0', T, async () => {
+  const publishTimeoutMs = 20000;
+  const g = await stack.startGateway({ PUBLISH_TIMEOUT_MS: String(publishTimeoutMs), DRAIN_TIMEOUT_MS: '15000' });
   await waitFor(async () => (await http('GET', `${g.url}/readyz`)).status === 200, { what: 'readyz' });
-  const inflight = Array.from({ length: 30 }, (_, i) =>
-    apiVote(g, 'default', { voter: newVoter(), option: i % 2 ? 'a' : 'b' }).catch((e) => ({ status: 0, error: e })));
-  const code = await g.stop('SIGTERM');
-  assert.equal(code, 0);
-  const answers = await Promise.all(inflight);
-  // Each vote either got its full answer or (sent after the stop) 503/a closed connection: never a hang.
-  for (const a of answers) {
-    if (a.status === 200) {
-      const m = await stream.get(a.json.seq);
-      assert.equal(m.msgId, a.json.cast_id);
-    } else {
-      assert.ok(a.status === 503 || a.status === 0, `status ${a.status}`);
-    }
+  const n = 16;
+  const nats = stack.nats.pid;
+  let natsStopped = false;
+  let answers;
+  let exited;
+  const t0 = Date.now();
+  try {
+    process.kill(nats, 'SIGSTOP');
+    natsStopped = true;
+    const inflight = Array.from({ length: n }, (_, i) => {
+      const voter = newVoter('drain');
+      return apiVote(g, 'default', { voter, option: i % 2 ? 'a' : 'b' }, { timeoutMs: 40000 })
+        .then((r) => ({ voter, ...r }), (e) => ({ voter, status: 0, error: String(e) }));
+    });
+    // The gauge is read from the gateway's own count: it must see them all.
+    await waitFor(async () => metric(await metricsText(g), 'tally_gateway_votes_in_flight') === n,
+      { timeoutMs: 10000, what: `${n} votes in flight while nats-server is stopped` });
+    exited = g.stop('SIGTERM', { timeoutMs: 30000 });
+    await waitFor(() => g.logText().includes('stopping: draining'), { what: 'the drain to start' });
+    // A new connection is refused at once (the listening socket is shut).
+    const refused = await new Promise((resolve) => {
+      const s = net.connect(g.port, '127.0.0.1');
+      s.on('connect', () => { s.destroy(); resolve('connected'); });
+      s.on('error', (e) => resolve(e.code));
+    });
+    assert.equal(refused, 'ECONNREFUSED');
+    await sleep(500);
+    assert.ok(g.alive, 'the gateway waits for its votes in flight');
+    assert.doesNotMatch(g.logText(), /drain: .* still waiting/);
+    process.kill(nats, 'SIGCONT');
+    natsStopped = false;
+    answers = await Promise.all(inflight);
+  } finally {
+    if (natsStopped) process.kill(nats, 'SIGCONT');
   }
-  assert.match(g.logText(), /stopped/);
+  assert.equal(await exited, 0);
+  assert.ok(Date.now() - t0 < publishTimeoutMs, 'no publish timed out: the PubAcks came');
+  for (const a of answers) {
+    assert.equal(a.status, 200, `${a.voter}: ${a.status} ${a.error || a.body}`);
+    assert.equal(a.json.status, 'accepted');
+    assert.ok(Number.isInteger(a.json.seq) && a.json.seq > 0, a.body);
+    const m = await stream.get(a.json.seq);
+    assert.equal(m.msgId, a.json.cast_id);
+    assert.equal(m.vote.voter, a.voter);
+  }
+  assert.match(g.logText(), /\bstopped\b/);
+  assert.doesNotMatch(g.logText(), /drain: .* still waiting/);
+});
+
+// The drain is bounded: votes still waiting after DRAIN_TIMEOUT_MS are
+// given up (logged with their number) and the stop is still an orderly
+// exit 0. Their clients get a 503 (the publish timed out during the
+// teardown) or a closed connection, never a hang.
+test('SIGTERM: a drain that runs out of time logs what it left and still exits 0', T, async () => {
+  const g = await stack.startGateway({ PUBLISH_TIMEOUT_MS: '2000', DRAIN_TIMEOUT_MS: '200' });
+  await waitFor(async () => (await http('GET', `${g.url}/readyz`)).status === 200, { what: 'readyz' });
+  const n = 4;
+  const nats = stack.nats.pid;
+  let natsStopped = false;
+  try {
+    process.kill(nats, 'SIGSTOP');
+    natsStopped = true;
+    const inflight = Array.from({ length: n }, () =>
+      apiVote(g, 'default', { voter: newVoter('late'), option: 'a' }, { timeoutMs: 20000 })
+        .catch((e) => ({ status: 0, error: String(e) })));
+    await waitFor(async () => metric(await metricsText(g), 'tally_gateway_votes_in_flight') === n,
+      { timeoutMs: 10000, what: `${n} votes in flight` });
+    assert.equal(await g.stop('SIGTERM', { timeoutMs: 15000 }), 0);
+    assert.match(g.logText(), new RegExp(`warn: drain: ${n} requests still waiting for Redis or a PubAck after 200 ms`));
+    for (const a of await Promise.all(inflight)) assert.ok(a.status === 503 || a.status === 0, `status ${a.status} ${a.error || a.body}`);
+  } finally {
+    if (natsStopped) process.kill(nats, 'SIGCONT');
+  }
 });
