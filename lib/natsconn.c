@@ -3,7 +3,9 @@
  */
 #include "natsconn.h"
 
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "codec.h"
@@ -217,37 +219,223 @@ natsconn_stream_config_init(jsStreamConfig *sc, const char *name,
 	sc->Description = description;
 }
 
+/* True if subject s lies inside w, a wildcard "x.>": "votes.>" holds
+ * "votes.a" and "votes.*". Other w hold nothing (tally needs no more). */
+static bool
+natsconn_subject_within(const char *s, const char *w)
+{
+	size_t n = strlen(w);
+
+	return n >= 2 && strcmp(w + n - 2, ".>") == 0 &&
+	    strncmp(s, w, n - 1) == 0 && s[n - 1] != '\0';
+}
+
+static bool
+natsconn_subject_listed(const jsStreamConfig *c, const char *subject)
+{
+	for (int i = 0; i < c->SubjectsLen; i++)
+		if (strcmp(c->Subjects[i], subject) == 0)
+			return true;
+	return false;
+}
+
+/* Appends "; " (unless first) and what to why, cap bytes, truncating. */
+static void
+natsconn_why_add(char *why, size_t cap, const char *what)
+{
+	size_t len = strlen(why);
+
+	if (len + 1 < cap)
+		snprintf(why + len, cap - len, "%s%s", len > 0 ? "; " : "",
+		    what);
+}
+
+static const char *
+natsconn_retention_name(jsRetentionPolicy r)
+{
+	switch (r) {
+	case js_LimitsPolicy:
+		return "limits";
+	case js_InterestPolicy:
+		return "interest";
+	case js_WorkQueuePolicy:
+		return "work-queue";
+	}
+	return "unknown";
+}
+
+static const char *
+natsconn_storage_name(jsStorageType t)
+{
+	switch (t) {
+	case js_FileStorage:
+		return "file";
+	case js_MemoryStorage:
+		return "memory";
+	}
+	return "unknown";
+}
+
+/*
+ * Writes into why (cap bytes; empty if they match) how cur, an existing
+ * stream's config, differs from want in what the server cannot change in
+ * place: retention and storage.
+ */
+static void
+natsconn_stream_fixed(const jsStreamConfig *cur, const jsStreamConfig *want,
+    char *why, size_t cap)
+{
+	char what[96];
+
+	why[0] = '\0';
+	if (cur->Retention != want->Retention) {
+		snprintf(what, sizeof(what), "%s retention, not %s",
+		    natsconn_retention_name(cur->Retention),
+		    natsconn_retention_name(want->Retention));
+		natsconn_why_add(why, cap, what);
+	}
+	if (cur->Storage != want->Storage) {
+		snprintf(what, sizeof(what), "%s storage, not %s",
+		    natsconn_storage_name(cur->Storage),
+		    natsconn_storage_name(want->Storage));
+		natsconn_why_add(why, cap, what);
+	}
+}
+
+/*
+ * Sets *out to cur, an existing stream's config, with what tally owns put
+ * back as want has it, and writes into why (cap bytes) what that changed;
+ * why is empty when nothing did. Tally owns: want's subjects (each must be
+ * listed; when one is missing, cur's subjects inside it are dropped, as the
+ * server refuses overlapping ones), a duplicate window at least want's (or
+ * cur's max age, if shorter: the server allows no longer one) and acks
+ * (NoAck). Everything else stays cur's: the operator's.
+ *
+ * out borrows from cur and want, and from *subjects, which the caller
+ * frees (NULL if the subjects did not change). Returns 0, or -1 when out
+ * of memory.
+ */
+static int
+natsconn_stream_mend(const jsStreamConfig *cur, const jsStreamConfig *want,
+    jsStreamConfig *out, const char ***subjects, char *why, size_t cap)
+{
+	int64_t dup_ns = want->Duplicates;
+	char what[128];
+	int n = 0;
+
+	*out = *cur;
+	*subjects = NULL;
+	why[0] = '\0';
+	for (int i = 0; i < want->SubjectsLen; i++) {
+		if (natsconn_subject_listed(cur, want->Subjects[i]))
+			continue;
+		snprintf(what, sizeof(what), "subject %s was missing",
+		    want->Subjects[i]);
+		natsconn_why_add(why, cap, what);
+	}
+	if (why[0] != '\0') {
+		*subjects = calloc((size_t)cur->SubjectsLen +
+		    (size_t)want->SubjectsLen, sizeof(**subjects));
+		if (*subjects == NULL)
+			return -1;
+		for (int i = 0; i < cur->SubjectsLen; i++) {
+			bool inside = false;
+
+			for (int j = 0; j < want->SubjectsLen && !inside; j++)
+				inside = natsconn_subject_within(
+				    cur->Subjects[i], want->Subjects[j]) ||
+				    strcmp(cur->Subjects[i],
+				    want->Subjects[j]) == 0;
+			if (!inside)
+				(*subjects)[n++] = cur->Subjects[i];
+		}
+		for (int j = 0; j < want->SubjectsLen; j++)
+			(*subjects)[n++] = want->Subjects[j];
+		out->Subjects = *subjects;
+		out->SubjectsLen = n;
+	}
+	if (cur->MaxAge > 0 && cur->MaxAge < dup_ns)
+		dup_ns = cur->MaxAge;
+	if (cur->Duplicates < dup_ns) {
+		snprintf(what, sizeof(what), "duplicate window %" PRId64
+		    " ms < %" PRId64 " ms", cur->Duplicates / 1000000,
+		    dup_ns / 1000000);
+		natsconn_why_add(why, cap, what);
+		out->Duplicates = dup_ns;
+	}
+	if (cur->NoAck != want->NoAck) {
+		natsconn_why_add(why, cap, want->NoAck ? "acks were on" :
+		    "acks were off (no_ack)");
+		out->NoAck = want->NoAck;
+	}
+	return 0;
+}
+
 int
 natsconn_stream_ensure_config(jsCtx *js, jsStreamConfig *sc, bool update)
 {
 	jsStreamInfo *si = NULL;
+	jsStreamConfig fix;
+	const char **subjects = NULL;
+	const char *verb = "look up";
 	jsErrCode jerr = 0;
+	char fixed[256], why[512];
 	natsStatus s;
+	int rc = -1;
 
 	s = js_GetStreamInfo(&si, js, sc->Name, NULL, &jerr);
-	if (s == NATS_OK && update) {
-		/* Keep the operator's replica count; fix everything else. */
-		sc->Replicas = si->Config->Replicas;
-		jsStreamInfo_Destroy(si);
-		si = NULL;
-		s = js_UpdateStream(&si, js, sc, NULL, &jerr);
-	} else if (s != NATS_OK && (!update || s == NATS_NOT_FOUND ||
-	    jerr == JSStreamNotFoundErr)) {
+	if (s == NATS_OK) {
+		natsconn_stream_fixed(si->Config, sc, fixed, sizeof(fixed));
+		if (natsconn_stream_mend(si->Config, sc, &fix, &subjects, why,
+		    sizeof(why)) != 0) {
+			log_error("nats: stream %s: out of memory", sc->Name);
+			goto out;
+		}
+		if (!update) {
+			if (fixed[0] != '\0')
+				natsconn_why_add(why, sizeof(why), fixed);
+			if (why[0] != '\0')
+				log_warn("nats: stream %s is not as tally "
+				    "would make it (%s); left as it is",
+				    sc->Name, why);
+			rc = 0;
+			goto out;
+		}
+		/* Not worth a retry loop: nothing we do can change these.
+		 * The stream still takes and serves votes. */
+		if (fixed[0] != '\0')
+			log_error("nats: stream %s has %s; that cannot be "
+			    "changed in place, so it is used as it is: recreate "
+			    "it to fix it (docs/STREAM.md)", sc->Name, fixed);
+		if (why[0] == '\0') {
+			rc = 0;
+			goto out;
+		}
+		log_warn("nats: stream %s: putting back what tally relies on: "
+		    "%s", sc->Name, why);
+		verb = "update";
+		/* fix borrows si's strings: si lives until after the call. */
+		s = js_UpdateStream(NULL, js, &fix, NULL, &jerr);
+	} else if (!update || s == NATS_NOT_FOUND ||
+	    jerr == JSStreamNotFoundErr) {
 		/* Without update, any failed look-up tries the create: its
 		 * error is the one worth logging. */
-		s = js_AddStream(&si, js, sc, NULL, &jerr);
+		verb = "create";
+		s = js_AddStream(NULL, js, sc, NULL, &jerr);
 		/* Another process may have created it in between. */
 		if (s != NATS_OK && jerr == JSStreamNameExistErr)
 			s = NATS_OK;
 	}
-	jsStreamInfo_Destroy(si);
 	if (s != NATS_OK) {
 		log_warn("nats: cannot %s stream %s: %s (JetStream error %d)",
-		    update ? "create or update" : "create", sc->Name,
-		    natsStatus_GetText(s), (int)jerr);
-		return -1;
+		    verb, sc->Name, natsStatus_GetText(s), (int)jerr);
+		goto out;
 	}
-	return 0;
+	rc = 0;
+out:
+	free(subjects);
+	jsStreamInfo_Destroy(si);
+	return rc;
 }
 
 void

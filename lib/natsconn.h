@@ -76,10 +76,15 @@ void natsconn_close(natsConnection *nc, jsCtx *js, int64_t timeout_ms);
 bool natsconn_connected(natsConnection *nc);
 
 /*
- * Creates stream VOTES, or updates it to our settings if it exists (limits
- * retention, file storage, subjects votes.>, 2 min duplicate window; an
- * existing stream's replicas are left as they are). Idempotent; safe from
- * several processes at once. Returns 0, or -1 and logs why.
+ * Creates stream VOTES (limits retention, file storage, subjects votes.>,
+ * 2 min duplicate window, replicas as given), or, if it exists, makes true
+ * only what tally relies on (natsconn_stream_ensure_config with update):
+ * votes.> among its subjects, a duplicate window of at least 2 min (the
+ * gateway's Nats-Msg-Id dedup) and acks on. Its limits, discard policy,
+ * description, replicas and the rest are the operator's and never touched;
+ * a start that finds nothing to put back sends no update at all.
+ * Idempotent; safe from several processes at once. Returns 0, or -1 and
+ * logs why.
  */
 int natsconn_stream_ensure(jsCtx *js, long replicas)
     __attribute__((warn_unused_result));
@@ -93,13 +98,20 @@ void natsconn_stream_config_init(jsStreamConfig *sc, const char *name,
     const char **subject, long replicas, const char *description);
 
 /*
- * Creates the stream sc describes (sc->Name) if it is missing. If it exists,
- * update true sets it to sc except for its replicas, which stay as the
- * operator left them (sc->Replicas is overwritten with them); update false
- * leaves it alone, and then any failure to look it up is answered by trying
- * to create it. Idempotent; safe from several processes at once (a stream
- * created in between counts as created). sc and what it points to are
- * borrowed. Returns 0, or -1 and logs why.
+ * Creates the stream sc describes (sc->Name) if it is missing. If it
+ * exists, update true starts from the stream's own config and puts back
+ * only what tally owns: sc's subjects (any of the stream's subjects inside
+ * a missing one, such as votes.* inside votes.>, make way for it), a
+ * duplicate window at least sc->Duplicates (or the stream's max age, if
+ * shorter) and sc->NoAck; it calls the server only when one of these
+ * differs, and logs what it puts back. A retention or storage other than
+ * sc's cannot be changed in place: that is logged as an error and the
+ * stream is used as it is (not an error: retrying would not help). Update
+ * false leaves an existing stream alone, warning if it differs in those
+ * settings; any failure to look it up is then answered by trying to create
+ * it. Idempotent; safe from several processes at once (a stream created in
+ * between counts as created). sc and what it points to are borrowed.
+ * Returns 0, or -1 and logs why.
  */
 int natsconn_stream_ensure_config(jsCtx *js, jsStreamConfig *sc, bool update)
     __attribute__((warn_unused_result));
