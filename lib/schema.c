@@ -40,6 +40,19 @@ static const struct schema_migration schema_migrations[] = {
 	    " option text NOT NULL,"
 	    " votes bigint NOT NULL DEFAULT 0,"
 	    " PRIMARY KEY (poll, option));"},
+	{2, "vote_stream",
+	    /* The stream the stored votes' sequences come from, named by its
+	     * creation time (jsStreamInfo.Created, ns since the epoch): a
+	     * recreated stream VOTES starts again at sequence 1, so a
+	     * different one here means every stored row predates it (see
+	     * store_stream_use). One row at most; batches lock it FOR SHARE
+	     * to check that their stream is still this one. Empty until the
+	     * first processor binds (or replay runs): an upgraded database's
+	     * rows then come from the stream it finds. */
+	    "CREATE TABLE vote_stream ("
+	    " id boolean PRIMARY KEY DEFAULT true CHECK (id),"
+	    " created_ns bigint NOT NULL,"
+	    " recorded_at timestamptz NOT NULL DEFAULT now());"},
 };
 
 #define SCHEMA_N (sizeof(schema_migrations) / sizeof(schema_migrations[0]))

@@ -71,17 +71,53 @@ consumer_ensure(struct consumer *c)
 }
 
 int
-consumer_bind(struct consumer *c)
+consumer_stream_created(struct consumer *c, int64_t *created_ns)
+{
+	jsStreamInfo *si = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s;
+
+	s = js_GetStreamInfo(&si, c->js, NATSCONN_STREAM, NULL, &jerr);
+	if (s != NATS_OK) {
+		log_warn("nats: stream %s: %s (JetStream error %d)",
+		    NATSCONN_STREAM, natsStatus_GetText(s), (int)jerr);
+		return -1;
+	}
+	*created_ns = si->Created;
+	jsStreamInfo_Destroy(si);
+	return 0;
+}
+
+int
+consumer_stream_ensure(struct consumer *c, int64_t *created_ns)
+{
+	if (natsconn_stream_ensure(c->js, c->cfg.stream_replicas) != 0)
+		return -1;
+	return consumer_stream_created(c, created_ns);
+}
+
+int
+consumer_bind(struct consumer *c, int64_t created_ns)
 {
 	natsInbox *inbox = NULL;
+	int64_t now_ns = 0;
 	char subject[80];
 	natsStatus s;
 
 	consumer_fini(c);
-	if (natsconn_stream_ensure(c->js, c->cfg.stream_replicas) != 0)
-		return -1;
 	if (consumer_ensure(c) != 0)
 		return -1;
+	/* The same Created before and after the consumer was made: it was
+	 * made on that stream (a deletion in between would change it), so
+	 * whatever it delivers belongs to the stream the caller recorded. */
+	if (consumer_stream_created(c, &now_ns) != 0)
+		return -1;
+	if (now_ns != created_ns) {
+		log_warn("nats: stream %s was recreated while binding; "
+		    "binding again", NATSCONN_STREAM);
+		return -1;
+	}
+	c->stream_ns = created_ns;
 	/* A fresh inbox per binding: nothing meant for an earlier one can
 	 * reach this one. */
 	if (natsInbox_Create(&inbox) != NATS_OK) {
@@ -106,8 +142,8 @@ consumer_bind(struct consumer *c)
 		consumer_fini(c);
 		return -1;
 	}
-	log_info("nats: bound to consumer %s on stream %s", c->cfg.durable,
-	    NATSCONN_STREAM);
+	log_info("nats: bound to consumer %s on stream %s (created %" PRId64
+	    ")", c->cfg.durable, NATSCONN_STREAM, created_ns);
 	return 0;
 }
 

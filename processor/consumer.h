@@ -47,6 +47,7 @@ struct consumer {
 	char inbox[64];                /* "_INBOX.<nuid>" */
 	char next_subject[256];        /* $JS.API.CONSUMER.MSG.NEXT.<s>.<c> */
 	uint64_t fetch_id;             /* pull requests sent */
+	int64_t stream_ns;             /* Created of the bound stream, ns */
 	char reply[96];                /* the current request's inbox */
 };
 
@@ -55,11 +56,29 @@ void consumer_init(struct consumer *c, natsConnection *nc, jsCtx *js,
     const struct consumer_config *cfg);
 
 /*
- * Ensures stream VOTES and the durable consumer with cfg's settings
- * (created, or updated in place), then binds a pull subscription to it,
- * replacing any earlier binding. Returns 0, or -1 and logs why.
+ * Ensures stream VOTES (created, or updated in place) and reads its
+ * creation time (jsStreamInfo.Created, ns since the epoch) into
+ * *created_ns: what tells a recreated stream from the old one. Returns 0,
+ * or -1 and logs why.
  */
-int consumer_bind(struct consumer *c) __attribute__((warn_unused_result));
+int consumer_stream_ensure(struct consumer *c, int64_t *created_ns)
+    __attribute__((warn_unused_result));
+
+/* Reads the creation time of stream VOTES as it is now (no create).
+ * Returns 0, or -1 (missing, NATS down). */
+int consumer_stream_created(struct consumer *c, int64_t *created_ns)
+    __attribute__((warn_unused_result));
+
+/*
+ * Ensures the durable consumer with cfg's settings (created, or updated in
+ * place) on stream VOTES, which must still be the one created at
+ * created_ns (checked after the consumer: a consumer made on a recreated
+ * stream fails the bind), then binds a pull subscription to it, replacing
+ * any earlier binding; c->stream_ns is then created_ns. Returns 0, or -1
+ * and logs why.
+ */
+int consumer_bind(struct consumer *c, int64_t created_ns)
+    __attribute__((warn_unused_result));
 
 /*
  * Asks the server for up to n more messages, delivered as they come while

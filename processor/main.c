@@ -78,6 +78,7 @@ main(int argc, char **argv)
 	struct processor_config cfg = {0};
 	struct worker w = {0};
 	struct store *stores[WORKER_STORES_MAX] = {0};
+	struct store *bind_store = NULL;
 	natsConnection *nc = NULL;
 	jsCtx *js = NULL;
 	struct httpd *httpd = NULL;
@@ -129,7 +130,12 @@ main(int argc, char **argv)
 		if ((stores[i] = store_new(cfg.database_url,
 		    "tally-processor", &w.m.pg_errors)) == NULL)
 			goto out;
-	if (worker_init(&w, &wcfg, nc, js, &ccfg, stores) != 0)
+	/* The fetch thread's own connection, for the stream check at each
+	 * binding (rare; it connects on first use). */
+	if ((bind_store = store_new(cfg.database_url, "tally-processor",
+	    &w.m.pg_errors)) == NULL)
+		goto out;
+	if (worker_init(&w, &wcfg, nc, js, &ccfg, stores, bind_store) != 0)
 		goto out;
 	if ((httpd = endpoints_start(cfg.bind_addr, cfg.bind_port, &w)) == NULL)
 		goto out;
@@ -146,6 +152,7 @@ out:
 	worker_fini(&w);
 	for (size_t i = 0; i < WORKER_STORES_MAX; i++)
 		store_free(stores[i]);
+	store_free(bind_store);
 	natsconn_close(nc, js, 2000);
 	config_fini(processor_table, PROCESSOR_TABLE_N, &cfg);
 	return status;

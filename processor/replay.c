@@ -29,9 +29,17 @@ replay_flush(struct store *store, const struct replay_config *cfg,
 
 	if (*n == 0)
 		return 0;
-	if (store_apply_retry(store, casts, *n, &res, cfg->max_backoff_ms,
-	    NULL, NULL) != 0)
+	switch (store_apply_retry(store, casts, *n, &res, cfg->max_backoff_ms,
+	    NULL, NULL)) {
+	case STORE_OK:
+		break;
+	case STORE_STALE:
+		log_error("replay: stream %s was recreated during the replay; "
+		    "run it again", NATSCONN_STREAM);
 		return -1;
+	default:
+		return -1;
+	}
 	p->applied += res.rows_changed;
 	*n = 0;
 	return 0;
@@ -92,6 +100,47 @@ replay_consumer_add(jsCtx *js, const struct replay_config *cfg, char *name,
 	return 0;
 }
 
+/* store_stream_use's question: the Created of stream VOTES now. */
+static int
+replay_stream_now(void *arg, int64_t *created_ns)
+{
+	jsStreamInfo *si = NULL;
+
+	if (js_GetStreamInfo(&si, arg, NATSCONN_STREAM, NULL, NULL) !=
+	    NATS_OK)
+		return -1;
+	*created_ns = si->Created;
+	jsStreamInfo_Destroy(si);
+	return 0;
+}
+
+/* Makes the replayed stream the database's, before anything of it is
+ * stored (see store_stream_use). Returns 0 or -1 (logged). */
+static int
+replay_stream_use(jsCtx *js, struct store *store,
+    const struct replay_config *cfg, int64_t created_ns)
+{
+	if (cfg->stream_ns != 0) {
+		if (cfg->stream_ns == created_ns)
+			return 0;
+		log_error("replay: stream %s was recreated after the reset; "
+		    "run it again", NATSCONN_STREAM);
+		return -1;
+	}
+	switch (store_stream_use(store, created_ns, replay_stream_now, js)) {
+	case STORE_STREAM_SAME:
+	case STORE_STREAM_RECORDED:
+	case STORE_STREAM_SWITCHED:
+		return 0;
+	case STORE_STREAM_GONE:
+		log_error("replay: stream %s was recreated while starting; "
+		    "run it again", NATSCONN_STREAM);
+		return -1;
+	default:
+		return -1;
+	}
+}
+
 /* Messages to ask for next: never more than the batch has room for, nor
  * than are left, so that a fetch fills and returns at once instead of
  * waiting out REPLAY_FETCH_MS for messages that will not come. */
@@ -128,6 +177,9 @@ replay_run(jsCtx *js, struct store *store, const struct replay_config *cfg,
 		    NATSCONN_STREAM, natsStatus_GetText(s), (int)jerr);
 		goto done;
 	}
+	if (replay_stream_use(js, store, cfg, si->Created) != 0)
+		goto done;
+	store_set_stream(store, si->Created);
 	out->end_seq = si->State.LastSeq;
 	first_seq = si->State.FirstSeq;
 	if (cfg->from == REPLAY_FROM_SEQ && cfg->start_seq > first_seq)

@@ -5,7 +5,9 @@
  * ends, or by the server 10 minutes after a replay that died) reads from
  * the start, a sequence or a time, up to the stream's last sequence as it
  * was when the replay began. Replaying over a live database is harmless: a
- * row only moves to a higher sequence.
+ * row only moves to a higher sequence. The stream it reads becomes the
+ * database's (store_stream_use: a recreated one replaces the recorded
+ * one), and a replay whose stream is recreated meanwhile fails.
  */
 #ifndef TALLY_PROCESSOR_REPLAY_H
 #define TALLY_PROCESSOR_REPLAY_H
@@ -28,6 +30,9 @@ struct replay_config {
 	long batch_max;      /* casts per transaction */
 	long max_backoff_ms; /* PostgreSQL retry ceiling */
 	long idle_timeout_ms; /* give up when nothing arrives this long */
+	int64_t stream_ns;   /* 0, or the Created of the stream the caller
+	                      * already recorded (store_reset), which must
+	                      * still be the one that exists */
 };
 
 struct replay_progress {

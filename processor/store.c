@@ -29,15 +29,24 @@
  * read after its row lock, so prev_option = v.option is exact even while
  * other processors commit on the same rows; an insert returns prev_option
  * NULL. Tally deltas are +1 for the new option and -1 for the old one.
+ * $6 is the creation time of the stream the batch was fetched from: the
+ * batch writes only if vote_stream still records that stream, and its row
+ * lock (FOR SHARE, taken before any vote row, as in store_stream_use)
+ * holds a switch to a recreated stream off until COMMIT, while a batch
+ * that comes after the switch finds no row and writes nothing. The third
+ * column says which happened. 0 checks nothing (benchmarks only).
  */
 static const char store_sql[] =
-    "WITH up AS ("
+    "WITH cur AS ("
+    " SELECT 1 FROM vote_stream WHERE created_ns = $6 FOR SHARE"
+    "), up AS ("
     " INSERT INTO votes AS v (poll, voter, option, seq, prev_option,"
     "  cast_at)"
     " SELECT poll, voter, option, seq, NULL,"
     "  CASE WHEN cast_ms > 0 THEN to_timestamp(cast_ms::float8 / 1000) END"
     " FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[],"
     "  $5::bigint[]) AS t(poll, voter, option, seq, cast_ms)"
+    " WHERE $6 = 0 OR EXISTS (SELECT 1 FROM cur)"
     " ON CONFLICT (poll, voter) DO UPDATE SET prev_option = v.option,"
     "  option = EXCLUDED.option, seq = EXCLUDED.seq,"
     "  cast_at = EXCLUDED.cast_at, updated_at = now()"
@@ -58,7 +67,8 @@ static const char store_sql[] =
     ")"
     " SELECT (SELECT count(*) FROM up),"
     "  (SELECT count(*) FROM (SELECT pg_notify('tally_changed', poll)"
-    "   FROM (SELECT DISTINCT poll FROM tal) p) n)";
+    "   FROM (SELECT DISTINCT poll FROM tal) p) n),"
+    "  $6 = 0 OR EXISTS (SELECT 1 FROM cur)";
 
 /* Type oids of the binary array parameters (pg_type.h). */
 #define STORE_OID_TEXT 25
@@ -66,12 +76,16 @@ static const char store_sql[] =
 #define STORE_OID_TEXT_ARRAY 1009
 #define STORE_OID_INT8_ARRAY 1016
 
+/* Serialises store_stream_use across processors and tallyctl ("tallys"). */
+#define STORE_STREAM_LOCK_KEY 0x74616c6c7973LL
+
 struct store {
 	char *conninfo;
 	char *application_name;
 	metrics_counter *pg_errors; /* borrowed, may be NULL */
 	PGconn *pg;
 	struct buf arr[5]; /* the array parameters, reused between batches */
+	int64_t stream_ns; /* store_set_stream; 0: no check */
 	const struct store_cast **latest; /* batch_latest's output */
 	size_t latest_cap;
 };
@@ -128,9 +142,9 @@ store_check_broken(struct store *s)
 	}
 }
 
-static const Oid store_types[5] = {STORE_OID_TEXT_ARRAY,
+static const Oid store_types[6] = {STORE_OID_TEXT_ARRAY,
     STORE_OID_TEXT_ARRAY, STORE_OID_TEXT_ARRAY, STORE_OID_INT8_ARRAY,
-    STORE_OID_INT8_ARRAY};
+    STORE_OID_INT8_ARRAY, STORE_OID_INT8};
 
 /* One attempt: connect, migrate, prepare. Returns 0, or -1 (logged). */
 static int
@@ -143,7 +157,7 @@ store_open(struct store *s, PGconn *pg)
 	s->pg = pg;
 	if (schema_migrate(s->pg) < 0)
 		goto fail;
-	res = PQprepare(s->pg, STORE_STATEMENT, store_sql, 5, store_types);
+	res = PQprepare(s->pg, STORE_STATEMENT, store_sql, 6, store_types);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		log_warn("postgres: prepare: %s", PQerrorMessage(s->pg));
 		goto fail;
@@ -257,12 +271,13 @@ int
 store_apply(struct store *s, const struct store_cast *casts, size_t n,
     struct store_result *res)
 {
-	static const int formats[5] = {1, 1, 1, 1, 1};
-	const char *params[5];
-	int lengths[5];
+	static const int formats[6] = {1, 1, 1, 1, 1, 1};
+	const char *params[6];
+	int lengths[6];
+	uint32_t stream_be[2];
 	PGresult *r;
 	size_t m;
-	int rc = -1;
+	int rc = STORE_FAILED;
 
 	memset(res, 0, sizeof(*res));
 	if (n == 0)
@@ -303,12 +318,16 @@ store_apply(struct store *s, const struct store_cast *casts, size_t n,
 		params[i] = s->arr[i].data;
 		lengths[i] = (int)s->arr[i].len;
 	}
-	r = PQexecPrepared(s->pg, STORE_STATEMENT, 5, params, lengths, formats,
+	stream_be[0] = htonl((uint32_t)((uint64_t)s->stream_ns >> 32));
+	stream_be[1] = htonl((uint32_t)(uint64_t)s->stream_ns);
+	params[5] = (const char *)stream_be;
+	lengths[5] = 8;
+	r = PQexecPrepared(s->pg, STORE_STATEMENT, 6, params, lengths, formats,
 	    0);
 	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
 		res->rows_changed = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
 		res->polls_changed = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
-		rc = 0;
+		rc = PQgetvalue(r, 0, 2)[0] == 't' ? STORE_OK : STORE_STALE;
 	} else {
 		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 
@@ -330,24 +349,164 @@ store_apply_retry(struct store *s, const struct store_cast *casts, size_t n,
 	long backoff_ms = 50;
 
 	for (;;) {
+		int rc;
+
 		if (s->pg == NULL && store_connect(s, max_backoff_ms) != 0)
-			return -1;
-		if (store_apply(s, casts, n, res) == 0)
-			return 0;
+			return STORE_FAILED;
+		if ((rc = store_apply(s, casts, n, res)) != STORE_FAILED)
+			return rc;
 		if (waiting != NULL)
 			waiting(arg);
 		if (sig_sleep_ms(pgconn_jitter_ms(backoff_ms)))
-			return -1;
+			return STORE_FAILED;
 		backoff_ms = backoff_ms * 2 < max_backoff_ms ? backoff_ms * 2 :
 		    max_backoff_ms;
 	}
 }
 
+void
+store_set_stream(struct store *s, int64_t created_ns)
+{
+	s->stream_ns = created_ns;
+}
+
+/* Runs sql with text parameters (may be NULL) and returns its result, or
+ * NULL after logging what failed (the result is cleared). */
+static PGresult *
+store_query(struct store *s, const char *sql, int nparams,
+    const char *const *params, ExecStatusType want, const char *what)
+{
+	PGresult *r = PQexecParams(s->pg, sql, nparams, NULL, params, NULL,
+	    NULL, 0);
+
+	if (PQresultStatus(r) != want) {
+		log_warn("postgres: %s: %s", what, PQerrorMessage(s->pg));
+		PQclear(r);
+		store_error(s);
+		return NULL;
+	}
+	return r;
+}
+
+enum store_stream
+store_stream_use(struct store *s, int64_t created_ns,
+    int (*current)(void *, int64_t *), void *arg)
+{
+	char created[24], lock[80];
+	const char *params[1] = {created};
+	enum store_stream rc = STORE_STREAM_FAILED;
+	PGresult *r = NULL;
+	int64_t recorded = 0, now_ns = 0;
+	bool found;
+
+	if (s->pg == NULL)
+		return STORE_STREAM_FAILED;
+	snprintf(created, sizeof(created), "%" PRId64, created_ns);
+	snprintf(lock, sizeof(lock), "SELECT pg_advisory_xact_lock(%lld)",
+	    (long long)STORE_STREAM_LOCK_KEY);
+	if (pgconn_exec(s->pg, "BEGIN", "begin stream check") != 0)
+		goto fail;
+	/* Every processor binding, and tallyctl replay, queue here: the
+	 * first to see a new stream switches, the others find it done. */
+	if (pgconn_exec(s->pg, lock, "take the stream lock") != 0)
+		goto fail;
+	if ((r = store_query(s, "SELECT created_ns FROM vote_stream", 0, NULL,
+	    PGRES_TUPLES_OK, "read vote_stream")) == NULL)
+		goto fail;
+	if ((found = PQntuples(r) == 1))
+		recorded = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	r = NULL;
+	if (found && recorded == created_ns) {
+		rc = STORE_STREAM_SAME;
+	} else if (!found) {
+		/* A new database, or one from before migration 2: its rows
+		 * are taken to come from this stream. */
+		if ((r = store_query(s, "INSERT INTO vote_stream (created_ns) "
+		    "VALUES ($1)", 1, params, PGRES_COMMAND_OK,
+		    "record the stream")) == NULL)
+			goto fail;
+		rc = STORE_STREAM_RECORDED;
+	} else {
+		/* Only the stream that exists now may take over (never one
+		 * seen before it was deleted): asked while holding the lock,
+		 * so no other binding can record a newer one meanwhile. */
+		if (current(arg, &now_ns) != 0 || now_ns != created_ns) {
+			rc = STORE_STREAM_GONE;
+			goto rollback;
+		}
+		/* The row lock first, as batches take it: in-flight batches
+		 * of the old stream commit before, later ones find no row. */
+		if ((r = store_query(s, "UPDATE vote_stream SET created_ns = $1,"
+		    " recorded_at = now()", 1, params, PGRES_COMMAND_OK,
+		    "record the recreated stream")) == NULL)
+			goto fail;
+		PQclear(r);
+		/* Every stored cast predates the new stream: any of its casts
+		 * (sequence 1 on) is newer. */
+		if ((r = store_query(s, "UPDATE votes SET seq = 0 WHERE seq <> 0",
+		    0, NULL, PGRES_COMMAND_OK, "reset sequences")) == NULL)
+			goto fail;
+		log_warn("stream %s was recreated (created %" PRId64 ", was %"
+		    PRId64 "): %s stored votes now rank before all of its "
+		    "casts (seq set to 0)", "VOTES", created_ns, recorded,
+		    PQcmdTuples(r));
+		rc = STORE_STREAM_SWITCHED;
+	}
+	PQclear(r);
+	r = NULL;
+	if (pgconn_exec(s->pg, "COMMIT", "commit stream check") != 0)
+		goto fail;
+	return rc;
+rollback:
+	if (pgconn_exec(s->pg, "ROLLBACK", "roll back stream check") != 0)
+		goto fail;
+	return rc;
+fail:
+	PQclear(r);
+	if (!pgconn_broken(s->pg) &&
+	    pgconn_exec(s->pg, "ROLLBACK", "roll back stream check") != 0)
+		log_warn("postgres: rollback failed");
+	store_check_broken(s);
+	return STORE_STREAM_FAILED;
+}
+
 int
 store_reset(struct store *s)
 {
+	char created[24], lock[80];
+	const char *params[1] = {created};
+	PGresult *r;
+
 	if (s->pg == NULL)
 		return -1;
-	return pgconn_exec(s->pg, "TRUNCATE votes, tallies", "reset votes "
-	    "and tallies");
+	if (s->stream_ns == 0)
+		return pgconn_exec(s->pg, "TRUNCATE votes, tallies",
+		    "reset votes and tallies");
+	snprintf(created, sizeof(created), "%" PRId64, s->stream_ns);
+	if (pgconn_exec(s->pg, "BEGIN", "begin reset") != 0)
+		return -1;
+	/* The same lock as store_stream_use: no switch in between. */
+	snprintf(lock, sizeof(lock), "SELECT pg_advisory_xact_lock(%lld)",
+	    (long long)STORE_STREAM_LOCK_KEY);
+	if (pgconn_exec(s->pg, lock, "take the stream lock") != 0)
+		goto fail;
+	r = store_query(s, "INSERT INTO vote_stream (created_ns) VALUES ($1) "
+	    "ON CONFLICT (id) DO UPDATE SET created_ns = EXCLUDED.created_ns, "
+	    "recorded_at = now()", 1, params, PGRES_COMMAND_OK,
+	    "record the stream");
+	if (r == NULL)
+		goto fail;
+	PQclear(r);
+	if (pgconn_exec(s->pg, "TRUNCATE votes, tallies",
+	    "reset votes and tallies") != 0 ||
+	    pgconn_exec(s->pg, "COMMIT", "commit reset") != 0)
+		goto fail;
+	return 0;
+fail:
+	if (!pgconn_broken(s->pg) &&
+	    pgconn_exec(s->pg, "ROLLBACK", "roll back reset") != 0)
+		log_warn("postgres: rollback failed");
+	store_check_broken(s);
+	return -1;
 }

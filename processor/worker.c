@@ -32,12 +32,13 @@ static const double worker_size_bounds[] = {
 int
 worker_init(struct worker *w, const struct worker_config *cfg,
     natsConnection *nc, jsCtx *js, const struct consumer_config *ccfg,
-    struct store *const *stores)
+    struct store *const *stores, struct store *bind_store)
 {
 	memset(w, 0, sizeof(*w));
 	w->cfg = *cfg;
 	w->nc = nc;
 	w->js = js;
+	w->bind_store = bind_store;
 	if (w->cfg.stores < 1)
 		w->cfg.stores = 1;
 	if (w->cfg.stores > WORKER_STORES_MAX)
@@ -220,6 +221,8 @@ worker_take(struct worker *w, natsMsg *msg, long *credit)
 			natsMsg_Destroy(msg);
 		} else if (worker_decode(w, msg, &w->ring[tail % w->ring_cap])) {
 			w->ring[tail % w->ring_cap].queued_us = now_us;
+			w->ring[tail % w->ring_cap].stream_ns =
+			    w->consumer.stream_ns;
 			tail++;
 		} else {
 			natsMsg_Destroy(msg);
@@ -260,6 +263,49 @@ worker_hand_back(struct worker *w)
 	}
 }
 
+/* store_stream_use's question: the Created of stream VOTES now. */
+static int
+worker_stream_now(void *arg, int64_t *created_ns)
+{
+	struct worker *w = arg;
+
+	return consumer_stream_created(&w->consumer, created_ns);
+}
+
+/*
+ * Binds to the durable consumer, recording the stream in PostgreSQL
+ * before the consumer is made: so no message of a recreated stream can
+ * reach any processor before the database follows that stream, and a
+ * batch of the old one that commits later is refused (store.h).
+ */
+static int
+worker_bind(struct worker *w)
+{
+	int64_t created_ns;
+
+	if (consumer_stream_ensure(&w->consumer, &created_ns) != 0)
+		return -1;
+	if (!store_connected(w->bind_store) && store_ping(w->bind_store) != 0)
+		return -1;
+	switch (store_stream_use(w->bind_store, created_ns, worker_stream_now,
+	    w)) {
+	case STORE_STREAM_SAME:
+	case STORE_STREAM_RECORDED:
+	case STORE_STREAM_SWITCHED:
+		break;
+	case STORE_STREAM_GONE:
+		log_info("nats: stream %s changed while binding; binding "
+		    "again", NATSCONN_STREAM);
+		return -1;
+	default:
+		return -1;
+	}
+	if (consumer_bind(&w->consumer, created_ns) != 0)
+		return -1;
+	atomic_store(&w->stream_ns, created_ns);
+	return deadletter_ensure(w->js, w->cfg.replicas);
+}
+
 static void *
 worker_fetch_main(void *arg)
 {
@@ -277,8 +323,7 @@ worker_fetch_main(void *arg)
 
 		if (!atomic_load(&w->m.bound)) {
 			credit = 0;
-			if (consumer_bind(&w->consumer) != 0 ||
-			    deadletter_ensure(w->js, w->cfg.replicas) != 0) {
+			if (worker_bind(w) != 0) {
 				metrics_inc(&w->m.nats_errors);
 				if (sig_sleep_ms(pgconn_jitter_ms(backoff_ms)))
 					break;
@@ -414,7 +459,8 @@ worker_in_progress(void *arg)
 	pthread_mutex_unlock(&w->mu);
 }
 
-/* Stores st's batch and acks it; returns false if it could not commit. */
+/* Stores st's batch and acks it; returns false if it could not commit
+ * or was refused (its messages are then the caller's to hand back). */
 static bool
 worker_store(struct worker_store_thread *st)
 {
@@ -423,9 +469,28 @@ worker_store(struct worker_store_thread *st)
 	struct timespec now;
 	uint64_t t0 = metrics_now_us();
 	int64_t now_ns;
+	int rc;
 
-	if (store_apply_retry(st->store, st->casts, st->n, &res,
-	    w->cfg.max_backoff_ms, worker_in_progress, st) != 0) {
+	store_set_stream(st->store, st->stream_ns);
+	rc = store_apply_retry(st->store, st->casts, st->n, &res,
+	    w->cfg.max_backoff_ms, worker_in_progress, st);
+	if (rc == STORE_STALE) {
+		/* Fetched from a stream that has been replaced: its casts
+		 * cannot be ranked against the new stream's, and its
+		 * consumer is gone, so they are lost with it. A message of
+		 * the new stream that reached us through the old binding
+		 * (its consumer has the same name) comes back at once to
+		 * whoever is bound to it, thanks to the Nak. */
+		atomic_store(&w->m.pg_up, true);
+		metrics_add(&w->m.stale, st->n);
+		log_warn("a batch of %zu votes from stream %s created %" PRId64
+		    " came after it was replaced; not stored, handed back",
+		    st->n, NATSCONN_STREAM, st->stream_ns);
+		if (atomic_load(&w->stream_ns) == st->stream_ns)
+			atomic_store(&w->m.bound, false);
+		return false;
+	}
+	if (rc != STORE_OK) {
 		atomic_store(&w->m.pg_up, false);
 		return false;
 	}
@@ -502,14 +567,19 @@ worker_store_main(void *arg)
 			pthread_mutex_unlock(&w->mu);
 			break; /* fetching stopped and nothing is queued */
 		}
-		/* Everything queued, up to a batch. */
+		/* Everything queued, up to a batch, of one stream. */
 		n = (size_t)(w->tail - w->head);
 		if (n > (size_t)w->cfg.batch_max)
 			n = (size_t)w->cfg.batch_max;
+		st->stream_ns = w->ring[w->head % w->ring_cap].stream_ns;
 		for (size_t i = 0; i < n; i++) {
 			struct worker_entry *e =
 			    &w->ring[(w->head + i) % w->ring_cap];
 
+			if (e->stream_ns != st->stream_ns) {
+				n = i;
+				break;
+			}
 			st->msgs[i] = e->msg;
 			st->casts[i] = e->cast;
 			st->stored_ns[i] = e->stored_ns;
@@ -520,8 +590,9 @@ worker_store_main(void *arg)
 		pthread_mutex_unlock(&w->mu);
 
 		if (!worker_store(st)) {
-			/* Stopping with PostgreSQL away: hand the batch
-			 * back at once rather than after AckWait. */
+			/* Stopping with PostgreSQL away, or a replaced
+			 * stream: hand the batch back at once rather than
+			 * after AckWait. */
 			for (size_t i = 0; i < st->n; i++)
 				(void)consumer_ack(w->nc, st->msgs[i],
 				    CONSUMER_NAK);
@@ -613,6 +684,9 @@ worker_write_metrics(struct worker *w, struct buf *b)
 	    metrics_get(&m->nats_errors));
 	metrics_write_counter(b, "tally_processor_batches_total",
 	    "Batches committed and acked.", "", metrics_get(&m->batches));
+	metrics_write_counter(b, "tally_processor_stale_votes_total",
+	    "Votes not stored: fetched from stream VOTES before it was "
+	    "recreated.", "", metrics_get(&m->stale));
 	metrics_write_gauge(b, "tally_processor_consumer_lag",
 	    "Messages not yet delivered to the consumer (NumPending).", "",
 	    (double)atomic_load(&m->lag));

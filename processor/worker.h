@@ -17,6 +17,13 @@
  * parallel. A processor holds at most batch_max x (stores + WORKER_QUEUED)
  * messages (queued, being stored, or asked for and not yet arrived),
  * which is what MaxAckPending must allow for.
+ *
+ * Binding records the stream in PostgreSQL first (store_stream_use, on a
+ * connection of the fetch thread's own), then makes the consumer; every
+ * message is tagged with the stream its binding was made on, a batch holds
+ * one stream's messages only, and a batch whose stream is no longer the
+ * recorded one (VOTES was recreated meanwhile) writes nothing: its
+ * messages are Nak'd and the fetch thread binds again.
  */
 #ifndef TALLY_PROCESSOR_WORKER_H
 #define TALLY_PROCESSOR_WORKER_H
@@ -58,6 +65,7 @@ struct worker_metrics {
 	metrics_counter pg_errors;
 	metrics_counter nats_errors;   /* failed fetches and binds */
 	metrics_counter batches;
+	metrics_counter stale;         /* votes of batches of a replaced stream */
 	struct metrics_hist batch_size;
 	struct metrics_hist batch_seconds; /* store + ack */
 	struct metrics_hist commit_delay;  /* stream store time -> COMMIT */
@@ -72,6 +80,7 @@ struct worker_entry {
 	natsMsg *msg;              /* owned; acked after COMMIT */
 	int64_t stored_ns;         /* when the stream stored it (Unix ns) */
 	uint64_t queued_us;        /* when it was queued (metrics_now_us) */
+	int64_t stream_ns;         /* Created of the stream it came from */
 	struct store_cast cast;
 };
 
@@ -81,6 +90,7 @@ struct worker_store_thread {
 	natsMsg **msgs;            /* the batch being stored, owned */
 	struct store_cast *casts;  /* parallel to msgs */
 	int64_t *stored_ns;        /* parallel to msgs */
+	int64_t stream_ns;         /* the batch's stream (all alike) */
 	size_t n;
 	pthread_t thread;
 	bool started;
@@ -91,6 +101,8 @@ struct worker {
 	natsConnection *nc;        /* borrowed */
 	jsCtx *js;                 /* borrowed */
 	struct consumer consumer;  /* used by the fetch thread only */
+	struct store *bind_store;  /* borrowed; the fetch thread's only */
+	_Atomic int64_t stream_ns; /* Created of the bound stream */
 	struct worker_store_thread st[WORKER_STORES_MAX];
 	struct worker_metrics m;
 	pthread_mutex_t mu;
@@ -109,13 +121,15 @@ struct worker {
 };
 
 /*
- * Prepares w; nc, js and stores[0 .. cfg->stores-1] (one per store
- * thread) are borrowed and must outlive it; ccfg is copied (its strings
- * borrowed). Returns 0, or -1 when out of memory.
+ * Prepares w; nc, js, stores[0 .. cfg->stores-1] (one per store thread)
+ * and bind_store (the fetch thread's, for store_stream_use) are borrowed
+ * and must outlive it; ccfg is copied (its strings borrowed). Returns 0,
+ * or -1 when out of memory.
  */
 int worker_init(struct worker *w, const struct worker_config *cfg,
     natsConnection *nc, jsCtx *js, const struct consumer_config *ccfg,
-    struct store *const *stores) __attribute__((warn_unused_result));
+    struct store *const *stores, struct store *bind_store)
+    __attribute__((warn_unused_result));
 
 /*
  * Runs until a stop is requested (sig.h), then finishes the batches

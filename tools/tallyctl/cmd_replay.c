@@ -243,11 +243,29 @@ cmd_replay(int argc, char **argv)
 		goto out;
 	}
 	/* Reset before reading the stream's end: every cast after the
-	 * TRUNCATE is then either replayed here or applied live. */
+	 * TRUNCATE is then either replayed here or applied live. The same
+	 * transaction records the stream as the one the votes come from
+	 * (whatever the database recorded before, e.g. a restored backup). */
 	if (reset) {
+		jsStreamInfo *si = NULL;
+		jsErrCode jerr = 0;
+		natsStatus s = js_GetStreamInfo(&si, js, NATSCONN_STREAM, NULL,
+		    &jerr);
+
+		if (s != NATS_OK) {
+			fprintf(stderr, "tallyctl replay: stream %s: %s "
+			    "(JetStream error %d)\n", NATSCONN_STREAM,
+			    natsStatus_GetText(s), (int)jerr);
+			goto out;
+		}
+		rc.stream_ns = si->Created;
+		jsStreamInfo_Destroy(si);
+		store_set_stream(store, rc.stream_ns);
 		if (store_reset(store) != 0)
 			goto out;
-		fprintf(stderr, "replay: votes and tallies emptied\n");
+		fprintf(stderr, "replay: votes and tallies emptied; stream "
+		    "%s (created %" PRId64 ") recorded\n", NATSCONN_STREAM,
+		    rc.stream_ns);
 	}
 	r = replay_run(js, store, &rc, replay_show_progress, &show, &p);
 	if (r < 0)
