@@ -15,6 +15,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "natsconn.h"
 
 /*
  * One call records a whole batch: Redis runs a script's commands without
@@ -142,6 +143,8 @@ struct dedup {
 	long backlog_len;
 	bool need_flush;                /* backlog overflowed: delete tally:v:* */
 	bool was_up;                    /* for logging once per outage */
+	_Atomic int64_t stream;         /* VOTES's creation time; 0: unknown */
+	int64_t stream_done;            /* the stream Redis was checked for */
 	_Atomic bool up;
 
 	/* A batch's command arguments, built here and copied into hiredis's
@@ -157,6 +160,7 @@ struct dedup_batch {
 	struct dedup_job **jobs;        /* batch_max */
 	bool *ok;                       /* batch_max */
 	size_t n;
+	bool checks;                    /* its CHECKs were sent */
 };
 
 static uint64_t
@@ -241,6 +245,51 @@ dedup_load_scripts(struct dedup *d)
 	    sizeof(d->check_sha));
 }
 
+/* Deletes every voter key. Returns how many, or -1 (Redis lost). */
+static long
+dedup_flush_voters(struct dedup *d)
+{
+	char cursor[32] = "0";
+	long deleted = 0;
+
+	do {
+		redisReply *r = dedup_command(d, "SCAN",
+		    "SCAN %s MATCH tally:v:* COUNT 1000", cursor);
+		if (r == NULL)
+			return -1;
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+			freeReplyObject(r);
+			dedup_lost(d, "SCAN: unexpected reply");
+			return -1;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+		for (size_t i = 0; i < r->element[1]->elements; i++) {
+			redisReply *u = dedup_command(d, "UNLINK", "UNLINK %s",
+			    r->element[1]->element[i]->str);
+			if (u == NULL) {
+				freeReplyObject(r);
+				return -1;
+			}
+			freeReplyObject(u);
+			deleted++;
+		}
+		freeReplyObject(r);
+	} while (strcmp(cursor, "0") != 0);
+	return deleted;
+}
+
+/* Forgets every unwritten RECORD. */
+static void
+dedup_drop_backlog(struct dedup *d)
+{
+	while (d->backlog != NULL) {
+		struct dedup_pending *p = d->backlog;
+		d->backlog = p->next;
+		free(p);
+	}
+	d->backlog_len = 0;
+}
+
 /* Replays unwritten RECORDs (the script keeps the highest seq, so replay
  * order does not matter), or deletes every voter key if some were lost. */
 static int
@@ -261,33 +310,9 @@ dedup_catch_up(struct dedup *d)
 		free(p);
 	}
 	if (d->need_flush) {
-		char cursor[32] = "0";
-		long deleted = 0;
-
-		do {
-			redisReply *r = dedup_command(d, "SCAN",
-			    "SCAN %s MATCH tally:v:* COUNT 1000", cursor);
-			if (r == NULL)
-				return -1;
-			if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-				freeReplyObject(r);
-				dedup_lost(d, "SCAN: unexpected reply");
-				return -1;
-			}
-			snprintf(cursor, sizeof(cursor), "%s",
-			    r->element[0]->str);
-			for (size_t i = 0; i < r->element[1]->elements; i++) {
-				redisReply *u = dedup_command(d, "UNLINK",
-				    "UNLINK %s", r->element[1]->element[i]->str);
-				if (u == NULL) {
-					freeReplyObject(r);
-					return -1;
-				}
-				freeReplyObject(u);
-				deleted++;
-			}
-			freeReplyObject(r);
-		} while (strcmp(cursor, "0") != 0);
+		long deleted = dedup_flush_voters(d);
+		if (deleted < 0)
+			return -1;
 		log_warn("redis: the dedup backlog overflowed during the "
 		    "outage; deleted %ld voter keys so none is stale", deleted);
 		d->need_flush = false;
@@ -319,6 +344,7 @@ dedup_ensure(struct dedup *d)
 		return false;
 	}
 	redisSetTimeout(d->ctx, tv);
+	d->stream_done = 0; /* maybe another Redis, or a restored one */
 	if (d->password[0] != '\0') {
 		r = dedup_command(d, "AUTH", "AUTH %s", d->password);
 		if (r == NULL)
@@ -336,6 +362,53 @@ dedup_ensure(struct dedup *d)
 	return true;
 }
 
+/*
+ * Are Redis's voter keys about the stream the gateway publishes to? A
+ * stream made again (deleted, or a nats-server back without its store)
+ * numbers its messages from 1, so every seq in Redis is higher than the
+ * new casts': a RECORD would never replace them, and a CHECK would answer
+ * "unchanged" from a cast of the old stream. Redis keeps the creation
+ * time of the stream its keys were written for (tally:stream); when it is
+ * another one (or none: keys from before it was kept), every voter key
+ * and unwritten RECORD is dropped, once, by whichever gateway sees it
+ * first. Until the gateway knows its stream, CHECKs do not read Redis.
+ * Returns true when CHECKs may be sent.
+ */
+static bool
+dedup_reconcile(struct dedup *d)
+{
+	int64_t stream = atomic_load(&d->stream);
+	char want[24];
+	redisReply *r;
+	bool same;
+	long deleted;
+
+	if (stream == 0)
+		return false;
+	if (stream == d->stream_done)
+		return true;
+	snprintf(want, sizeof(want), "%lld", (long long)stream);
+	if ((r = dedup_command(d, "GET", "GET tally:stream")) == NULL)
+		return false;
+	same = r->type == REDIS_REPLY_STRING && strcmp(r->str, want) == 0;
+	freeReplyObject(r);
+	if (!same) {
+		dedup_drop_backlog(d);
+		d->need_flush = false;
+		if ((deleted = dedup_flush_voters(d)) < 0)
+			return false;
+		r = dedup_command(d, "SET", "SET tally:stream %s", want);
+		if (r == NULL)
+			return false;
+		freeReplyObject(r);
+		log_warn("redis: voter keys were written for another stream "
+		    "%s than this one (created %s); deleted %ld of them",
+		    NATSCONN_STREAM, want, deleted);
+	}
+	d->stream_done = stream;
+	return true;
+}
+
 /* Keeps a RECORD that Redis did not take. */
 static void
 dedup_keep(struct dedup *d, const struct dedup_job *j)
@@ -347,12 +420,7 @@ dedup_keep(struct dedup *d, const struct dedup_job *j)
 	if (d->backlog_len >= d->cfg.backlog_max || d->need_flush) {
 		/* Too many to replay: forget them all and delete every voter
 		 * key on reconnect instead. */
-		while (d->backlog != NULL) {
-			p = d->backlog;
-			d->backlog = p->next;
-			free(p);
-		}
-		d->backlog_len = 0;
+		dedup_drop_backlog(d);
 		d->need_flush = true;
 		return;
 	}
@@ -539,10 +607,11 @@ dedup_append_records(struct dedup *d, struct dedup_job **batch, size_t n)
 }
 
 static void
-dedup_append_checks(struct dedup *d, struct dedup_job **batch, size_t n)
+dedup_append_checks(struct dedup *d, struct dedup_job **batch, size_t n,
+    bool checks)
 {
 	char nkeys[16], ttl[24];
-	size_t i = 0;
+	size_t i = checks ? 0 : n;
 
 	snprintf(ttl, sizeof(ttl), "%ld", d->cfg.ttl_s);
 	while (i < n) {
@@ -652,9 +721,9 @@ dedup_read_check(struct dedup_job *j, const redisReply *code,
  * answered. */
 static void
 dedup_read_checks(struct dedup *d, struct dedup_job **batch, size_t n,
-    bool *ok)
+    bool *ok, bool checks)
 {
-	size_t i = 0;
+	size_t i = checks ? 0 : n;
 	redisReply *r;
 
 	while (i < n) {
@@ -709,9 +778,13 @@ dedup_send(struct dedup *d, struct dedup_batch *b)
 	memset(b->ok, 0, b->n * sizeof(*b->ok));
 	if (!dedup_ensure(d))
 		return false;
+	/* CHECKs left unsent come back DEDUP_BYPASS (or UNAVAILABLE). */
+	b->checks = dedup_reconcile(d);
+	if (d->ctx == NULL)
+		return false;
 	d->resp.len = 0;
 	dedup_append_records(d, b->jobs, b->n);
-	dedup_append_checks(d, b->jobs, b->n);
+	dedup_append_checks(d, b->jobs, b->n, b->checks);
 	if (d->resp.failed) {
 		buf_fini(&d->resp);
 		buf_init(&d->resp);
@@ -738,7 +811,7 @@ static void
 dedup_receive(struct dedup *d, struct dedup_batch *b)
 {
 	dedup_read_records(d, b->jobs, b->n, b->ok);
-	dedup_read_checks(d, b->jobs, b->n, b->ok);
+	dedup_read_checks(d, b->jobs, b->n, b->ok, b->checks);
 }
 
 /* Sets each job's status and runs its callback (which may publish,
@@ -938,6 +1011,12 @@ dedup_submit(struct dedup *d, struct dedup_job *job)
 	}
 	pthread_mutex_unlock(&d->lock);
 	return 0;
+}
+
+void
+dedup_stream(struct dedup *d, int64_t created)
+{
+	atomic_store(&d->stream, created);
 }
 
 bool

@@ -12,6 +12,8 @@
  *                           scripts that never let a lower stream sequence
  *                           replace a higher one
  *   tally:idem:<key>        the first answer to an Idempotency-Key, 24 h
+ *   tally:stream            creation time of the stream the voter keys
+ *                           were written for
  *   hits                    the /visits counter (the original app's key)
  *
  * Unsettled voters. A CHECK that lets a cast through (its option is not
@@ -26,6 +28,8 @@
  * option older than the stream. A cast known not to be in the stream (the
  * publish was refused, or JetStream answered "duplicate") only uncounts
  * (a RECORD with seq 0).
+ *
+ * A stream made again numbers its messages from 1: see dedup_stream.
  *
  * Redis down: CHECK jobs come back DEDUP_BYPASS (fail-open) or
  * DEDUP_UNAVAILABLE (fail-closed); the outage is logged once, and once more
@@ -111,6 +115,13 @@ struct dedup *dedup_new(const struct dedup_config *cfg, struct gw_metrics *m)
  */
 int dedup_submit(struct dedup *d, struct dedup_job *job)
     __attribute__((warn_unused_result));
+
+/* The stream the gateway publishes to, by its creation time (ns). Until
+ * it is given, CHECKs do not read Redis (they come back DEDUP_BYPASS, or
+ * DEDUP_UNAVAILABLE if fail-closed); when it differs from the stream
+ * Redis's voter keys were written for, they are deleted first. Any
+ * thread. */
+void dedup_stream(struct dedup *d, int64_t created);
 
 /* True while the last Redis exchange succeeded. Any thread. */
 bool dedup_up(struct dedup *d);

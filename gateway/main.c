@@ -53,6 +53,14 @@ gateway_drain(struct gateway *gw)
 	return n;
 }
 
+/* The stream thread learnt which stream VOTES is: Redis's voter keys must
+ * be about that one. */
+static void
+main_on_stream(int64_t created, void *cls)
+{
+	dedup_stream(cls, created);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -108,6 +116,8 @@ main(int argc, char **argv)
 	pc = (struct publish_config){
 		.max_pending = gw.cfg.max_in_flight,
 		.timeout_ms = gw.cfg.publish_timeout_ms,
+		.on_stream = main_on_stream,
+		.on_stream_cls = gw.dedup,
 	};
 	if ((gw.pub = publish_open(&pc, &nc, &gw.metrics)) == NULL) {
 		status = CONFIG_EXIT_INVALID;

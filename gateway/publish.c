@@ -36,6 +36,7 @@ struct publisher {
 	_Atomic bool stream_ok;
 	_Atomic bool stream_check;  /* a publish found no stream: look now */
 	_Atomic bool stopping;
+	int64_t created;            /* VOTES's creation time (stream thread) */
 	pthread_t ensure_thread;
 	bool ensure_started;
 	pthread_mutex_t wake_lock;  /* with wake: the stream thread's sleep */
@@ -175,6 +176,21 @@ publish_wait_ms(struct publisher *p, long ms, bool on_suspect)
 	pthread_mutex_unlock(&p->wake_lock);
 }
 
+/* Notes which stream VOTES is: a new creation time means a stream made
+ * again, whose sequences start over (dedup.h, dedup_stream). */
+static void
+publish_stream_seen(struct publisher *p, int64_t created)
+{
+	if (created == p->created)
+		return;
+	if (p->created != 0)
+		log_warn("nats: stream %s was made again; its sequences start "
+		    "over", NATSCONN_STREAM);
+	p->created = created;
+	if (p->cfg.on_stream != NULL)
+		p->cfg.on_stream(created, p->cfg.on_stream_cls);
+}
+
 /* Is stream VOTES there? 1 yes, 0 no (or no JetStream), -1 unknown (a
  * timeout, a disconnect): only a clear "no" makes the gateway unready. */
 static int
@@ -185,6 +201,8 @@ publish_stream_exists(struct publisher *p)
 	natsStatus s;
 
 	s = js_GetStreamInfo(&si, p->js, NATSCONN_STREAM, NULL, &jerr);
+	if (s == NATS_OK)
+		publish_stream_seen(p, si->Created);
 	jsStreamInfo_Destroy(si);
 	if (s == NATS_OK)
 		return 1;
@@ -213,6 +231,8 @@ publish_ensure_main(void *arg)
 			atomic_store(&p->stream_check, false);
 			if (natsconn_connected(p->nc) &&
 			    natsconn_stream_ensure(p->js, p->replicas) == 0) {
+				/* Which stream it is, before votes flow. */
+				(void)publish_stream_exists(p);
 				atomic_store(&p->stream_ok, true);
 				log_info("nats: stream %s ready", NATSCONN_STREAM);
 				warned = false;

@@ -45,6 +45,10 @@ struct publish_job {
 struct publish_config {
 	long max_pending; /* publishes awaiting a PubAck; more: PUBLISH_FULL */
 	long timeout_ms;  /* per-publish MaxWait for the PubAck */
+	/* Called (on the stream thread) with VOTES's creation time when it
+	 * is first seen and whenever it changes: a stream made again. */
+	void (*on_stream)(int64_t created, void *cls);
+	void *on_stream_cls;
 };
 
 struct publisher;

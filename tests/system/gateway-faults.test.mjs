@@ -286,3 +286,38 @@ test('stream VOTES deleted: /readyz turns 503, the stream is made again, votes l
     await stream.close();
   }
 });
+
+test('stream VOTES made again: Redis forgets the old stream\'s voters, so a change of vote is never "unchanged"', T, async () => {
+  const stream = await openStream(stack);
+  try {
+    await waitFor(async () => (await http('GET', `${gw.url}/readyz`)).status === 200, { timeoutMs: 10000, what: 'ready' });
+    // Enough votes that the voter's seq is well above the new stream's.
+    const voter = newVoter('again');
+    await pool(30, 6, () => apiVote(gw, 'default', { voter: newVoter('filler'), option: 'a' }));
+    const a = await apiVote(gw, 'default', { voter, option: 'a' });
+    assert.equal(a.json.status, 'accepted');
+    assert.ok(a.json.seq > 3);
+    // Made again behind the gateway's back (as a nats-server back without
+    // its store would be): the gateway is the one that notices, by the
+    // stream's creation time, on its next look.
+    const dropped = () => gw.logText().split('\n').filter((l) => /voter keys were written for another stream/.test(l)).length;
+    const before = dropped();
+    await stream.jsm.streams.delete('VOTES');
+    await stream.jsm.streams.add({ name: 'VOTES', subjects: ['votes.>'], duplicate_window: 120 * 1e9 });
+    // The gateway looks at the stream every 5 s; votes go on meanwhile.
+    const t0 = Date.now();
+    while (dropped() === before && Date.now() - t0 < 8000) {
+      await apiVote(gw, 'default', { voter: newVoter('poke'), option: 'a' });
+      await sleep(200);
+    }
+    const b = await apiVote(gw, 'default', { voter, option: 'b' });
+    assert.equal(b.json.status, 'accepted');
+    assert.ok(b.json.seq < a.json.seq, `the new stream numbers from 1 (b at ${b.json.seq}, a was ${a.json.seq})`);
+    const back = await apiVote(gw, 'default', { voter, option: 'a' });
+    assert.equal(back.json.status, 'accepted', 'the stream\'s latest for this voter is b: a is a change');
+    const same = await apiVote(gw, 'default', { voter, option: 'a' });
+    assert.equal(same.json.status, 'unchanged', 'and Redis works for the new stream');
+  } finally {
+    await stream.close();
+  }
+});
