@@ -45,7 +45,7 @@ test('two processors started at once on an empty database both come up; each mig
     assert.ok(versions.length >= 1, 'schema_migrations has rows');
     for (const [v, n] of versions) assert.equal(n, '1', `migration ${v} recorded once`);
     const tables = await stack.psql("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'");
-    assert.equal(tables[0][0], 'schema_migrations,tallies,votes');
+    assert.equal(tables[0][0], 'schema_migrations,tallies,vote_stream,votes');
     assert.equal(await a.stop('SIGTERM'), 0);
     assert.equal(await b.stop('SIGTERM'), 0);
   } catch (e) { dumpLogs(stack); throw e; }
