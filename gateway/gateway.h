@@ -63,7 +63,8 @@ struct gateway {
 	struct watchdog *wd;        /* receive deadlines (slowloris) */
 	struct httpd *httpd;
 	_Atomic bool draining;      /* SIGTERM: refuse new votes */
-	_Atomic long suspended;     /* requests waiting for Redis or NATS */
+	_Atomic long suspended;     /* vote requests suspended and not yet
+				     * answered (freed after their answer) */
 };
 
 /*

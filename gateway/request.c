@@ -96,6 +96,10 @@ request_free(struct request *r)
 
 	if (r == NULL)
 		return;
+	if (r->in_flight) {
+		atomic_fetch_sub(&r->gw->suspended, 1);
+		r->in_flight = false;
+	}
 	httpd_body_fini(&r->body);
 	free(r->replay);
 	free(r->idem_answer);
@@ -113,6 +117,7 @@ void
 request_suspend(struct request *r)
 {
 	r->suspended = true;
+	r->in_flight = true;
 	atomic_fetch_add(&r->gw->suspended, 1);
 	MHD_suspend_connection(r->conn);
 }
@@ -120,11 +125,10 @@ request_suspend(struct request *r)
 void
 request_resume(struct request *r)
 {
-	struct gateway *gw = r->gw;
-
 	/* MHD_resume_connection takes MHD's lock, which orders our writes to
-	 * r before the MHD thread's reads. Decrement last: the drain in main
-	 * waits for zero, then stops MHD. */
+	 * r before the MHD thread's reads. The count drops only when the
+	 * request is freed, after its answer went out: the drain in main
+	 * waits for zero and then stops the loops, which would otherwise
+	 * drop an answer resumed but not yet written. */
 	httpd_resume(r->conn);
-	atomic_fetch_sub(&gw->suspended, 1);
 }

@@ -33,6 +33,7 @@ struct request {
 	uint64_t start_us;
 	unsigned status;          /* as answered; 0 until then */
 	bool suspended;           /* waiting for Redis/NATS, or just resumed */
+	bool in_flight;           /* counted in gw->suspended until freed */
 	struct httpd_body body;
 	char path[128];           /* for the access log, truncated */
 	const char *method;       /* MHD's string, valid for the request */
