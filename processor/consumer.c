@@ -99,10 +99,7 @@ consumer_stream_ensure(struct consumer *c, int64_t *created_ns)
 int
 consumer_bind(struct consumer *c, int64_t created_ns)
 {
-	natsInbox *inbox = NULL;
 	int64_t now_ns = 0;
-	char subject[80];
-	natsStatus s;
 
 	consumer_fini(c);
 	if (consumer_ensure(c) != 0)
@@ -118,6 +115,16 @@ consumer_bind(struct consumer *c, int64_t created_ns)
 		return -1;
 	}
 	c->stream_ns = created_ns;
+	return consumer_attach(c);
+}
+
+int
+consumer_attach(struct consumer *c)
+{
+	natsInbox *inbox = NULL;
+	char subject[80];
+	natsStatus s;
+
 	/* A fresh inbox per binding: nothing meant for an earlier one can
 	 * reach this one. */
 	if (natsInbox_Create(&inbox) != NATS_OK) {
@@ -143,7 +150,7 @@ consumer_bind(struct consumer *c, int64_t created_ns)
 		return -1;
 	}
 	log_info("nats: bound to consumer %s on stream %s (created %" PRId64
-	    ")", c->cfg.durable, NATSCONN_STREAM, created_ns);
+	    ")", c->cfg.durable, NATSCONN_STREAM, c->stream_ns);
 	return 0;
 }
 

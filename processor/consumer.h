@@ -81,6 +81,13 @@ int consumer_bind(struct consumer *c, int64_t created_ns)
     __attribute__((warn_unused_result));
 
 /*
+ * The pull subscription of consumer_bind alone, for a consumer someone
+ * else made (cfg.durable names it; e.g. tallyctl replay's own), replacing
+ * any earlier one. Returns 0, or -1 and logs why.
+ */
+int consumer_attach(struct consumer *c) __attribute__((warn_unused_result));
+
+/*
  * Asks the server for up to n more messages, delivered as they come while
  * the request lives (at most expires_ms). expires_ms 0 asks only for what
  * the stream holds now (no_wait): the server sends that at once, in one

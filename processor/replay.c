@@ -9,13 +9,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "consumer.h"
 #include "log.h"
 #include "message.h"
 #include "natsconn.h"
 #include "sig.h"
 
-/* Longest wait of one fetch. nats.c 3.4.1 may return NATS_TIMEOUT before
- * that (see DESIGN.md), so idleness is measured on the clock. */
+/* Life of one pull request (its expires); idleness is measured on the
+ * clock, across requests. */
 #define REPLAY_FETCH_MS 1000
 /* How long the server keeps the consumer of a replay that died, or that is
  * stuck retrying PostgreSQL (no pull request meanwhile). */
@@ -153,15 +154,16 @@ replay_want(const struct replay_config *cfg, size_t n, uint64_t left)
 }
 
 int
-replay_run(jsCtx *js, struct store *store, const struct replay_config *cfg,
+replay_run(natsConnection *nc, jsCtx *js, struct store *store,
+    const struct replay_config *cfg,
     void (*progress)(const struct replay_progress *, void *), void *arg,
     struct replay_progress *out)
 {
 	jsStreamInfo *si = NULL;
-	natsSubscription *sub = NULL;
+	struct consumer pull = {0};
 	struct store_cast *casts = NULL;
-	jsSubOptions so;
 	jsErrCode jerr = 0;
+	int asked = 0, got = 0; /* by the current pull request */
 	char name[64];
 	bool created = false, done = false;
 	uint64_t t0 = metrics_now_us(), idle_since, left, first_seq;
@@ -203,41 +205,48 @@ replay_run(jsCtx *js, struct store *store, const struct replay_config *cfg,
 		rc = 1;
 		goto done;
 	}
-	jsSubOptions_Init(&so);
-	so.Stream = NATSCONN_STREAM;
-	so.Consumer = name;
-	s = js_PullSubscribe(&sub, js, NATSCONN_SUBJECTS, name, NULL, &so,
-	    &jerr);
-	if (s != NATS_OK) {
-		log_error("nats: replay bind to %s: %s (JetStream error %d)",
-		    name, natsStatus_GetText(s), (int)jerr);
+	/* Pull requests of our own on a plain inbox (consumer.h says why
+	 * not natsSubscription_Fetch). A request asks for what the batch
+	 * has room for and lives REPLAY_FETCH_MS; the server says nothing
+	 * when it is filled, and ends it with a status otherwise. */
+	consumer_init(&pull, nc, js, &(struct consumer_config){
+	    .durable = name});
+	if (consumer_attach(&pull) != 0)
 		goto done;
-	}
 	idle_since = metrics_now_us();
 	while (!done) {
-		natsMsgList list = {0};
-		int want;
+		natsMsg *msg = NULL;
+		jsMsgMetaData *meta = NULL;
+		const char *why;
+		uint64_t seq;
 
 		if (sig_stop_requested()) {
 			log_error("replay: stopped at seq %" PRIu64,
 			    out->last_seq);
 			goto done;
 		}
-		if ((want = replay_want(cfg, n, left)) == 0) {
-			if (replay_flush(store, cfg, casts, &n, out) != 0)
-				goto done;
-			want = replay_want(cfg, n, left);
-		}
-		s = natsSubscription_Fetch(&list, sub, want, REPLAY_FETCH_MS,
-		    NULL);
-		/* A fetch that did not fill still returns what it got. */
-		if (list.Count == 0) {
-			natsMsgList_Destroy(&list);
-			if (s != NATS_OK && s != NATS_TIMEOUT) {
-				log_error("nats: replay fetch: %s",
-				    natsStatus_GetText(s));
+		if (asked == got) {
+			if ((asked = replay_want(cfg, n, left)) == 0) {
+				if (replay_flush(store, cfg, casts, &n,
+				    out) != 0)
+					goto done;
+				asked = replay_want(cfg, n, left);
+			}
+			got = 0;
+			if (consumer_request(&pull, asked,
+			    REPLAY_FETCH_MS) != 0) {
+				log_error("nats: replay: cannot ask for "
+				    "messages");
 				goto done;
 			}
+		}
+		switch (consumer_next(&pull, &msg, 100)) {
+		case CONSUMER_NEXT_MSG:
+			break;
+		case CONSUMER_NEXT_END:
+			asked = got; /* ended unfilled: ask again */
+			/* FALLTHROUGH */
+		case CONSUMER_NEXT_NONE:
 			if ((long)((metrics_now_us() - idle_since) / 1000) >=
 			    cfg->idle_timeout_ms) {
 				log_error("replay: nothing arrived for %ld ms "
@@ -248,48 +257,46 @@ replay_run(jsCtx *js, struct store *store, const struct replay_config *cfg,
 				goto done;
 			}
 			continue;
+		default:
+			log_error("nats: replay: the pull subscription failed");
+			goto done;
 		}
 		idle_since = metrics_now_us();
-		for (int i = 0; i < list.Count && !done; i++) {
-			natsMsg *msg = list.Msgs[i];
-			jsMsgMetaData *meta = NULL;
-			const char *why;
-			uint64_t seq;
-
-			if (natsMsg_GetMetaData(&meta, msg) != NATS_OK) {
-				log_error("replay: a message without "
-				    "JetStream metadata");
-				natsMsgList_Destroy(&list);
-				goto done;
-			}
-			seq = meta->Sequence.Stream;
-			/* AckNone never redelivers: a gap in the delivery
-			 * sequence is a message lost in transit (a
-			 * reconnect), and the rebuild would be incomplete. */
-			if (meta->Sequence.Consumer != dseq + 1) {
-				log_error("replay: deliveries %" PRIu64 "..%"
-				    PRIu64 " lost in transit (NATS "
-				    "reconnected?); run the replay again",
-				    dseq + 1, meta->Sequence.Consumer - 1);
-				jsMsgMetaData_Destroy(meta);
-				natsMsgList_Destroy(&list);
-				goto done;
-			}
-			dseq = meta->Sequence.Consumer;
-			left = meta->NumPending;
+		got++;
+		if (natsMsg_GetMetaData(&meta, msg) != NATS_OK) {
+			log_error("replay: a message without JetStream "
+			    "metadata");
+			natsMsg_Destroy(msg);
+			goto done;
+		}
+		seq = meta->Sequence.Stream;
+		/* AckNone never redelivers: a gap in the delivery sequence is
+		 * a message lost in transit (a reconnect), and the rebuild
+		 * would be incomplete. */
+		if (meta->Sequence.Consumer != dseq + 1) {
+			log_error("replay: deliveries %" PRIu64 "..%" PRIu64
+			    " lost in transit (NATS reconnected?); run the "
+			    "replay again", dseq + 1,
+			    meta->Sequence.Consumer - 1);
 			jsMsgMetaData_Destroy(meta);
-			if (seq > out->end_seq) {
-				/* Cast after the replay began: the live
-				 * processor's business. */
-				done = true;
-				break;
-			}
+			natsMsg_Destroy(msg);
+			goto done;
+		}
+		dseq = meta->Sequence.Consumer;
+		left = meta->NumPending;
+		jsMsgMetaData_Destroy(meta);
+		if (seq > out->end_seq) {
+			/* Cast after the replay began: the live processor's
+			 * business. */
+			natsMsg_Destroy(msg);
+			done = true;
+		} else {
 			out->last_seq = seq;
 			out->messages++;
 			if (message_decode(natsMsg_GetSubject(msg),
 			    (const uint8_t *)natsMsg_GetData(msg),
-			    (size_t)natsMsg_GetDataLength(msg), &casts[n].vote,
-			    &why) == MESSAGE_VOTE) {
+			    (size_t)natsMsg_GetDataLength(msg),
+			    &casts[n].vote, &why) == MESSAGE_VOTE) {
 				casts[n].seq = seq;
 				n++;
 			} else {
@@ -297,17 +304,17 @@ replay_run(jsCtx *js, struct store *store, const struct replay_config *cfg,
 				log_debug("replay: seq %" PRIu64 " skipped: %s",
 				    seq, why);
 			}
+			natsMsg_Destroy(msg);
 			/* At the stream's end as it was, or at the end of
 			 * what the consumer holds (the last messages may have
 			 * been deleted). */
 			if (seq >= out->end_seq || left == 0)
 				done = true;
 		}
-		natsMsgList_Destroy(&list);
 		if (done && replay_flush(store, cfg, casts, &n, out) != 0)
 			goto done;
 		out->elapsed_s = (double)(metrics_now_us() - t0) / 1e6;
-		if (progress != NULL && !done)
+		if (progress != NULL && !done && asked == got)
 			progress(out, arg);
 	}
 	rc = 0;
@@ -315,7 +322,7 @@ done:
 	out->elapsed_s = (double)(metrics_now_us() - t0) / 1e6;
 	if (rc == 0 && progress != NULL)
 		progress(out, arg);
-	natsSubscription_Destroy(sub);
+	consumer_fini(&pull);
 	if (created &&
 	    js_DeleteConsumer(js, NATSCONN_STREAM, name, NULL, NULL) != NATS_OK)
 		log_warn("nats: could not delete consumer %s; the server "

@@ -46,14 +46,16 @@ struct replay_progress {
 };
 
 /*
- * Runs the replay, calling progress (if not NULL) after each fetch and
+ * Runs the replay on nc and js (borrowed), calling progress (if not NULL)
+ * after each pull request and
  * once at the end. *out receives the final figures. Returns 0, 1 when
  * there is nothing to replay (an empty stream, a start after its last
  * message), or -1 after logging why (NATS or the stream unavailable, a
  * stop requested, nothing arriving for idle_timeout_ms, messages lost in
  * transit: run it again).
  */
-int replay_run(jsCtx *js, struct store *store, const struct replay_config *cfg,
+int replay_run(natsConnection *nc, jsCtx *js, struct store *store,
+    const struct replay_config *cfg,
     void (*progress)(const struct replay_progress *, void *), void *arg,
     struct replay_progress *out) __attribute__((warn_unused_result));
 

@@ -267,7 +267,7 @@ cmd_replay(int argc, char **argv)
 		    "%s (created %" PRId64 ") recorded\n", NATSCONN_STREAM,
 		    rc.stream_ns);
 	}
-	r = replay_run(js, store, &rc, replay_show_progress, &show, &p);
+	r = replay_run(nc, js, store, &rc, replay_show_progress, &show, &p);
 	if (r < 0)
 		goto out;
 	if (r == 1)
