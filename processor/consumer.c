@@ -155,13 +155,17 @@ consumer_attach(struct consumer *c)
 }
 
 /* The status code of a JetStream status message ("404", "408", ...), or
- * NULL for a message that carries a vote. */
+ * NULL for a message of the stream. A stored message always comes with
+ * its ack subject, a status never does: an empty message with a Status
+ * header that someone published to votes.* is poison, not a status (it
+ * would otherwise be dropped unacked and come back every AckWait). */
 static const char *
 consumer_status(natsMsg *msg)
 {
-	const char *v = NULL;
+	const char *v = NULL, *reply = natsMsg_GetReply(msg);
 
-	if (natsMsg_GetDataLength(msg) > 0 ||
+	if ((reply != NULL && reply[0] != '\0') ||
+	    natsMsg_GetDataLength(msg) > 0 ||
 	    natsMsgHeader_Get(msg, "Status", &v) != NATS_OK)
 		return NULL;
 	return v;

@@ -46,6 +46,16 @@ test('two processors started at once on an empty database both come up; each mig
     for (const [v, n] of versions) assert.equal(n, '1', `migration ${v} recorded once`);
     const tables = await stack.psql("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'");
     assert.equal(tables[0][0], 'schema_migrations,tallies,vote_stream,votes');
+    // The lock, not a failure and a retry, kept them apart: each migration
+    // was applied by one of them, and neither saw a PostgreSQL error (the
+    // primary key on version would also have stopped a second apply, but
+    // only after a failed CREATE TABLE and a warning).
+    const logs = a.logText() + b.logText();
+    for (const [v] of versions) {
+      const applied = logs.split('\n').filter((l) => l.includes(`applied migration ${v} `)).length;
+      assert.equal(applied, 1, `migration ${v} applied by exactly one processor`);
+    }
+    assert.doesNotMatch(logs, / warn: postgres: /, 'no PostgreSQL error while both migrated');
     assert.equal(await a.stop('SIGTERM'), 0);
     assert.equal(await b.stop('SIGTERM'), 0);
   } catch (e) { dumpLogs(stack); throw e; }
@@ -94,6 +104,15 @@ test('votes: latest cast by stream sequence wins; tallies equal a recount; NOTIF
     await waitFor(() => /tally_changed.*"basic"/.test(heard) && /tally_changed.*"other"/.test(heard),
       { timeoutMs: 10000, what: 'NOTIFY tally_changed for basic and other' });
     const m = await (await fetch(`${p.url}/metrics`)).text();
+    // Once per changed poll and batch, not once per vote: 314 votes, and
+    // no more notifications than batches (each batch notifies a poll at
+    // most once).
+    const heardBasic = (heard.match(/tally_changed.*"basic"/g) || []).length;
+    const heardOther = (heard.match(/tally_changed.*"other"/g) || []).length;
+    const batches = S.metric(m, 'tally_processor_batches_total');
+    assert.ok(heardBasic >= 1 && heardBasic <= batches, `${heardBasic} NOTIFYs for basic, ${batches} batches`);
+    assert.ok(heardOther >= 1 && heardOther <= batches, `${heardOther} NOTIFYs for other, ${batches} batches`);
+    assert.ok(batches < 100, `${batches} batches for 314 votes: votes are batched`);
     assert.ok(S.metric(m, 'tally_processor_votes_applied_total') >= 300, 'votes applied counted');
     assert.ok(S.metric(m, 'tally_processor_batches_total') >= 4, 'batches counted');
     assert.ok(S.metric(m, 'tally_processor_batch_size_count') >= 4, 'batch size histogram');
@@ -173,6 +192,10 @@ test('poison: undecodable and invalid votes are terminated, counted, dead-letter
       { poll: 'basic', voter: 'bad voter!', option: 'a' },      // invalid voter
       { poll: 'basic', voter: 'ok1', option: 'NOT_LOWER' },     // invalid option
       { poll: 'other', voter: 'ok1', option: 'a', subject: 'votes.basic' }, // poll differs from subject
+      // Empty, with the header a server status message carries: stored
+      // in the stream (it came with an ack subject), so it is a vote, not
+      // a status, and poison like any other.
+      { raw: Buffer.alloc(0), subject: 'votes.basic', headers: { Status: '404', Description: 'No Messages' } },
     ], { concurrency: 1 });
     await S.publishVotes(nats.js, [{ poll: 'basic', voter: 'after-poison', option: 'b' }]);
     await drained();
@@ -181,13 +204,13 @@ test('poison: undecodable and invalid votes are terminated, counted, dead-letter
     const bad = await stack.psql("SELECT count(*) FROM votes WHERE voter IN ('bad voter!', 'ok1')");
     assert.equal(bad[0][0], '0');
     const m = await (await fetch(`${p.url}/metrics`)).text();
-    assert.equal(S.metric(m, 'tally_processor_poison_total'), 4);
+    assert.equal(S.metric(m, 'tally_processor_poison_total'), 5);
     // Terminated, not redelivered: nothing pending on the consumer.
     const ci = await nats.jsm.consumers.info('VOTES', 'processor');
     assert.equal(ci.num_ack_pending, 0);
-    // Four copies on the dead-letter subject, with the error and original sequence.
+    // Five copies on the dead-letter subject, with the error and original sequence.
     const dlq = await nats.jsm.streams.info('VOTES_DLQ');
-    assert.equal(dlq.state.messages, 4);
+    assert.equal(dlq.state.messages, 5);
     const first = await nats.jsm.streams.getMessage('VOTES_DLQ', { seq: dlq.state.first_seq });
     assert.equal(first.header.get('Tally-Error'), 'undecodable');
     assert.equal(Number(first.header.get('Tally-Stream-Seq')), before + 1);
@@ -200,10 +223,19 @@ test('poison: undecodable and invalid votes are terminated, counted, dead-letter
 });
 
 test('SIGTERM exits 0; --help exits 0; a bad setting exits 78', async () => {
-  const p = await stack.startProcessor();
+  // A long linger holds the vote, fetched, in a batch waiting to fill when
+  // SIGTERM comes: the processor must store and ack it before it exits.
+  const p = await stack.startProcessor({ BATCH_LINGER_MS: '1000' });
   await waitFor(async () => (await fetch(`${p.url}/readyz`)).status === 200, { timeoutMs: 15000, what: 'ready' });
-  await S.publishVotes(nats.js, [{ poll: 'basic', voter: 'late', option: 'a' }]);
+  const [ack] = await S.publishVotes(nats.js, [{ poll: 'basic', voter: 'late', option: 'a' }]);
+  await waitFor(async () => (await nats.jsm.consumers.info('VOTES', 'processor')).num_ack_pending === 1,
+    { timeoutMs: 5000, what: 'the vote fetched and held' });
   assert.equal(await p.stop('SIGTERM'), 0);
+  assert.deepEqual(await stack.psql("SELECT option, seq FROM votes WHERE poll = 'basic' AND voter = 'late'"),
+    [['a', String(ack.seq)]], 'stored before the exit');
+  const ci = await nats.jsm.consumers.info('VOTES', 'processor');
+  assert.equal(ci.num_ack_pending, 0, 'and acked');
+  assert.ok(ci.ack_floor.stream_seq >= ack.seq);
   const bin = path.join(process.env.TALLY_BIN_DIR || path.join(process.cwd(), 'build', 'bin'), 'tally-processor');
   const run = (args, env = {}) => new Promise((resolve) => {
     const c = spawn(bin, args, { env: { PATH: process.env.PATH, ...env } });

@@ -71,6 +71,7 @@ export async function publishVotes(js, votes, { concurrency = 256 } = {}) {
       h.set('Content-Type', 'application/x-protobuf');
       if (v.poll) h.set('Tally-Poll', v.poll);
       if (v.option) h.set('Tally-Option', v.option);
+      for (const [k, val] of Object.entries(v.headers ?? {})) h.set(k, val);
       const data = v.raw ?? encodeVote({ ...v, castId });
       const subject = v.subject ?? `votes.${v.poll}`;
       for (let attempt = 0; ; attempt++) {
