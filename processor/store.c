@@ -351,9 +351,12 @@ store_apply_retry(struct store *s, const struct store_cast *casts, size_t n,
 	for (;;) {
 		int rc;
 
-		if (s->pg == NULL && store_connect(s, max_backoff_ms) != 0)
-			return STORE_FAILED;
-		if ((rc = store_apply(s, casts, n, res)) != STORE_FAILED)
+		/* One connection attempt per round (store_ping opens one when
+		 * there is none), so that waiting runs however long
+		 * PostgreSQL stays away: it holds the batch's messages off
+		 * redelivery (InProgress) past AckWait. */
+		if ((s->pg != NULL || store_ping(s) == 0) &&
+		    (rc = store_apply(s, casts, n, res)) != STORE_FAILED)
 			return rc;
 		if (waiting != NULL)
 			waiting(arg);
