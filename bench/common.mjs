@@ -1,15 +1,22 @@
 // What the benchmark scripts share: their command line and /proc readings.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 
+/** Clock ticks per second of /proc/<pid>/stat's CPU times. */
+export const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
 /**
- * The script's arguments. --help prints the first helpLines lines of the
- * script (its header comment) and exits. opt(name, def) is the value after
- * --name; env holds every --env KEY=VALUE (repeatable), for a service.
+ * The script's arguments. --help prints the script's header comment (its
+ * leading // lines, so it never falls out of step with it) and exits.
+ * opt(name, def) is the value after --name; env holds every --env
+ * KEY=VALUE (repeatable), for a service.
  */
-export function cliArgs(scriptUrl, helpLines) {
+export function cliArgs(scriptUrl) {
   const args = process.argv.slice(2);
   if (args.includes('--help')) {
-    console.log(fs.readFileSync(new URL(scriptUrl), 'utf8').split('\n').slice(0, helpLines).join('\n'));
+    const lines = fs.readFileSync(new URL(scriptUrl), 'utf8').split('\n');
+    const end = lines.findIndex((l) => !l.startsWith('//'));
+    console.log(lines.slice(0, end < 0 ? lines.length : end).join('\n'));
     process.exit(0);
   }
   const opt = (name, def) => {

@@ -15,16 +15,16 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { startStack, binDir, waitFor } from '../tests/system/harness.mjs';
 import * as S from '../tests/system/processor_support.mjs';
-import { cliArgs, readProc } from './common.mjs';
+import { CLK_TCK, cliArgs, readProc } from './common.mjs';
 
-const { opt } = cliArgs(import.meta.url, 13);
+const { opt } = cliArgs(import.meta.url);
 const votes = Number(opt('votes', 200000));
 const maxPending = Number(opt('max-pending', 64));
 const intervals = opt('intervals', '0,20').split(',').filter(Boolean);
 const reps = Number(opt('reps', 2));
 const backlog = path.join(process.env.TALLY_BENCH_DIR || path.join(binDir(), '..', 'bench'), 'backlog');
 
-const cpuSeconds = (pid) => readProc(pid).ticks / 100;
+const cpuSeconds = (pid) => readProc(pid).ticks / CLK_TCK;
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
 const stack = await startStack();

@@ -7,6 +7,8 @@
 //   TALLY_BIN_DIR=build/bin node bench/processor_drain.mjs \
 //     [--votes 300000] [--batches 100,500,1000,2000,5000] [--stores 1,2] [--reps 1]
 //     [--env KEY=VALUE ...]   (more processor settings, e.g. FETCH_INTERVAL_MS=0)
+//     [--backlog PATH]        (bench/backlog; default <TALLY_BIN_DIR>/../bench/backlog)
+//     [--max-s 300]           (longest wait for one drain, in s)
 //
 // The rate is measured between the first ack and the last one (read from
 // the consumer's ack floor every 100 ms), so start-up is not counted.
@@ -18,7 +20,7 @@ import { startStack, binDir } from '../tests/system/harness.mjs';
 import * as S from '../tests/system/processor_support.mjs';
 import { cliArgs } from './common.mjs';
 
-const { opt, env: extraEnv } = cliArgs(import.meta.url, 13);
+const { opt, env: extraEnv } = cliArgs(import.meta.url);
 const votes = Number(opt('votes', 300000));
 const batches = opt('batches', '100,500,1000,2000,5000').split(',').map(Number);
 const storesList = opt('stores', '1,2').split(',').map(Number);

@@ -20,7 +20,7 @@ import * as S from '../tests/system/processor_support.mjs';
 import { watchTotal } from './sse_total.mjs';
 import { cliArgs } from './common.mjs';
 
-const { opt, env: extraEnv } = cliArgs(import.meta.url, 13);
+const { opt, env: extraEnv } = cliArgs(import.meta.url);
 const bins = opt('bins', process.env.TALLY_BIN_DIR || '').split(',').filter(Boolean).map((b) => path.resolve(b));
 if (!bins.length) throw new Error('--bins DIR[,DIR...] or TALLY_BIN_DIR');
 const rate = Number(opt('rate', 10000));

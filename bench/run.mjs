@@ -5,7 +5,9 @@
 //
 //   node bench/run.mjs [--quick] [--only gateway,latency,processor,sse]
 //       [--reps N] [--duration S] [--rates 10000,40000] [--backlog N]
-//       [--batches 100,500,1000,2000,5000] [--sse-clients N] [--out DIR]
+//       [--batches 100,500,1000,2000,5000] [--default-batch N]
+//       [--sse-clients N] [--sse-rounds N] [--concurrency N]
+//       [--seed-threads N] [--http-threads N] [--drain-wait S] [--out DIR]
 //       [--gateway-env K=V] [--processor-env K=V] [--reporter-env K=V] ...
 //
 // Env: TALLY_BIN_DIR (services, tallyctl), TALLY_BENCH_DIR (bench helpers;
@@ -27,7 +29,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startStack, binDir, descendants, repoRoot, dumpLogs, freePort } from '../tests/system/harness.mjs';
 import { watchTotal } from './sse_total.mjs';
-import { readProc } from './common.mjs';
+import { CLK_TCK, readProc } from './common.mjs';
 
 // ---------------------------------------------------------------------------
 // Options
@@ -101,7 +103,7 @@ const opts = parseArgs(process.argv.slice(2));
 const BIN = binDir();
 const BENCH = path.resolve(process.env.TALLY_BENCH_DIR || path.join(BIN, '..', 'bench'));
 const TALLYCTL = path.join(BIN, 'tallyctl');
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
 const POLLS = ['p1', 'p2', 'p3'];         // the load's polls
 const PROBE = 'probe';                    // the quiet poll of cast -> tally
 
