@@ -105,6 +105,15 @@ main(int argc, char **argv)
 	}
 	log_init("processor", level);
 	sig_init();
+	/* While PostgreSQL is away the held votes are kept in progress once
+	 * per retry: a retry slower than AckWait would let them be
+	 * redelivered to another processor meanwhile. */
+	if (cfg.max_backoff_ms > cfg.ack_wait_s * 1000 / 2) {
+		log_warn("MAX_BACKOFF_MS %ld is not below half of ACK_WAIT_S "
+		    "(%ld s); retrying every %ld ms at most", cfg.max_backoff_ms,
+		    cfg.ack_wait_s, cfg.ack_wait_s * 1000 / 2);
+		cfg.max_backoff_ms = cfg.ack_wait_s * 1000 / 2;
+	}
 
 	struct natsconn_config ncfg = natsconn_config_of(&cfg.nats,
 	    "tally-processor");
