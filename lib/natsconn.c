@@ -250,7 +250,7 @@ natsconn_why_add(char *why, size_t cap, const char *what)
 		    what);
 }
 
-static const char *
+const char *
 natsconn_retention_name(jsRetentionPolicy r)
 {
 	switch (r) {
@@ -259,12 +259,12 @@ natsconn_retention_name(jsRetentionPolicy r)
 	case js_InterestPolicy:
 		return "interest";
 	case js_WorkQueuePolicy:
-		return "work-queue";
+		return "workqueue";
 	}
 	return "unknown";
 }
 
-static const char *
+const char *
 natsconn_storage_name(jsStorageType t)
 {
 	switch (t) {

@@ -89,6 +89,12 @@ bool natsconn_connected(natsConnection *nc);
 int natsconn_stream_ensure(jsCtx *js, long replicas)
     __attribute__((warn_unused_result));
 
+/* The names JetStream's JSON gives a storage type and a retention policy
+ * ("file", "memory"; "limits", "interest", "workqueue"), for logs and
+ * tallyctl's output. */
+const char *natsconn_storage_name(jsStorageType t);
+const char *natsconn_retention_name(jsRetentionPolicy r);
+
 /*
  * Sets *sc to a stream as tally keeps them: name, the one subject *subject
  * (borrowed: sc points at it), limits retention, file storage, replicas (at

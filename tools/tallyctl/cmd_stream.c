@@ -79,26 +79,6 @@ stream_json_time(int64_t ns)
 	return json_string(t);
 }
 
-static const char *
-stream_storage_name(jsStorageType t)
-{
-	return t == js_MemoryStorage ? "memory" : "file";
-}
-
-static const char *
-stream_retention_name(jsRetentionPolicy r)
-{
-	switch (r) {
-	case js_LimitsPolicy:
-		return "limits";
-	case js_InterestPolicy:
-		return "interest";
-	case js_WorkQueuePolicy:
-		return "workqueue";
-	}
-	return "?";
-}
-
 /* One stream info and consumer list as JSON (new reference). */
 static json_t *
 stream_to_json(const jsStreamInfo *si, const jsConsumerInfoList *cl)
@@ -116,9 +96,9 @@ stream_to_json(const jsStreamInfo *si, const jsConsumerInfoList *cl)
 	json_object_set_new(st, "name", json_string(c->Name));
 	json_object_set_new(st, "subjects", subj);
 	json_object_set_new(st, "storage",
-	    json_string(stream_storage_name(c->Storage)));
+	    json_string(natsconn_storage_name(c->Storage)));
 	json_object_set_new(st, "retention",
-	    json_string(stream_retention_name(c->Retention)));
+	    json_string(natsconn_retention_name(c->Retention)));
 	json_object_set_new(st, "replicas", json_integer(c->Replicas));
 	json_object_set_new(st, "duplicate_window_ms",
 	    json_integer(c->Duplicates / 1000000));
@@ -193,8 +173,8 @@ stream_print_text(const jsStreamInfo *si, const jsConsumerInfoList *cl)
 	char t1[40], t2[40], l1[32], l2[32], l3[32];
 
 	printf("stream %s: %s storage, %s retention, %" PRId64 " replica%s\n",
-	    c->Name, stream_storage_name(c->Storage),
-	    stream_retention_name(c->Retention), c->Replicas,
+	    c->Name, natsconn_storage_name(c->Storage),
+	    natsconn_retention_name(c->Retention), c->Replicas,
 	    c->Replicas == 1 ? "" : "s");
 	printf("  subjects      ");
 	for (int i = 0; i < c->SubjectsLen; i++)
