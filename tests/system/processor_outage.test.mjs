@@ -5,22 +5,15 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startStack, dumpLogs, waitFor } from './harness.mjs';
+import { dumpLogs, waitFor } from './harness.mjs';
 import * as S from './processor_support.mjs';
 
 let stack;
 let nats;
 
-before(async () => {
-  stack = await startStack();
-  nats = await S.natsClient(stack.natsUrl);
-  await S.ensureStream(nats.jsm);
-});
+before(async () => ({ stack, nats } = await S.openStack()));
 
-after(async () => {
-  if (nats) await nats.close();
-  if (stack) await stack.stop();
-});
+after(() => S.closeStack(stack, nats));
 
 test('PostgreSQL down for three AckWaits: no redelivery, no ack before the commit, every vote stored once', async () => {
   // AckWait 2 s; backoff capped well below it, as docs/PROCESSOR.md asks.

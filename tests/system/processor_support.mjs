@@ -3,7 +3,7 @@
 // database with a recount made from the stream itself.
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { repoRoot } from './harness.mjs';
+import { repoRoot, startStack } from './harness.mjs';
 
 const require = createRequire(path.join(repoRoot, 'tests', 'js', 'package.json'));
 const { connect, headers } = require('@nats-io/transport-node');
@@ -39,6 +39,21 @@ export async function natsClient(natsUrl) {
 }
 
 /** Creates stream VOTES as the services do (idempotent). */
+/** A stack with a NATS client and stream VOTES, for processor tests:
+ * `before(async () => ({ stack, nats } = await S.openStack()))`. */
+export async function openStack() {
+  const stack = await startStack();
+  const nats = await natsClient(stack.natsUrl);
+  await ensureStream(nats.jsm);
+  return { stack, nats };
+}
+
+/** Undoes openStack (either may be undefined after a failed start). */
+export async function closeStack(stack, nats) {
+  if (nats) await nats.close();
+  if (stack) await stack.stop();
+}
+
 export async function ensureStream(jsm) {
   try {
     await jsm.streams.info('VOTES');

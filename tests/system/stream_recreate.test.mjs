@@ -6,7 +6,7 @@
 // replay --reset records the stream it rebuilds from.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, dumpLogs, waitFor } from './harness.mjs';
+import { dumpLogs, waitFor } from './harness.mjs';
 import * as S from './processor_support.mjs';
 
 let stack;
@@ -17,16 +17,9 @@ const expected = new Map();
 // Short lag refresh: a processor notices its consumer is gone quickly.
 const ENV = { LAG_REFRESH_MS: '200' };
 
-before(async () => {
-  stack = await startStack();
-  nats = await S.natsClient(stack.natsUrl);
-  await S.ensureStream(nats.jsm);
-});
+before(async () => ({ stack, nats } = await S.openStack()));
 
-after(async () => {
-  if (nats) await nats.close();
-  if (stack) await stack.stop();
-});
+after(() => S.closeStack(stack, nats));
 
 /** Stream VOTES's Created in ns since the epoch, as a decimal string. */
 async function streamCreatedNs() {

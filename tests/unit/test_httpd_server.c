@@ -96,31 +96,6 @@ client(int host, long port)
 	return fd;
 }
 
-/* Sends a GET on fd; true if an HTTP 200 comes back within 3 s, false on
- * EOF or reset (the server refused the connection). */
-static bool
-served(int fd)
-{
-	static const char req[] = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
-	char buf[512];
-	size_t have = 0;
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-
-	if (send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) < 0)
-		return false;
-	while (have < sizeof(buf) - 1 && poll(&p, 1, 3000) == 1) {
-		ssize_t n = recv(fd, buf + have, sizeof(buf) - 1 - have, 0);
-
-		if (n <= 0)
-			return false;
-		have += (size_t)n;
-		buf[have] = '\0';
-		if (strstr(buf, "\r\n\r\nok") != NULL)
-			return strncmp(buf, "HTTP/1.1 200", 12) == 0;
-	}
-	return false;
-}
-
 /* Sends a GET on fd and copies the body of a 200 into out; false if none
  * comes whole within 3 s. */
 static bool
@@ -150,6 +125,16 @@ body_of(int fd, char *out, size_t cap)
 		return strncmp(buf, "HTTP/1.1 200", 12) == 0;
 	}
 	return false;
+}
+
+/* Sends a GET on fd; true if an HTTP 200 with "ok" comes back within 3 s,
+ * false on EOF or reset (the server refused the connection). */
+static bool
+served(int fd)
+{
+	char body[8];
+
+	return body_of(fd, body, sizeof(body)) && strcmp(body, "ok") == 0;
 }
 
 /* A port that was free a moment ago. */
