@@ -54,6 +54,50 @@ test('two processors started at once on an empty database both come up; each mig
   } catch (e) { dumpLogs(stack); throw e; }
 });
 
+test('migration 3 puts the ids of a database made with another collation in byte order, rows intact', async () => {
+  // ICU's en-US, like glibc's en_US.UTF-8 (the default of most images and
+  // managed services), sorts "a" before "B"; byte order the other way round.
+  await stack.psql("CREATE DATABASE tally_icu LOCALE_PROVIDER icu ICU_LOCALE 'en-US' TEMPLATE template0", { db: 'postgres' });
+  const db = { db: 'tally_icu' };
+  const env = { DATABASE_URL: stack.databaseUrl.replace(/\/tally$/, '/tally_icu') };
+  const idColumns = "SELECT string_agg(table_name || '.' || column_name || '=' || coalesce(collation_name, 'default'), ','"
+    + " ORDER BY table_name, column_name) FROM information_schema.columns"
+    + " WHERE table_schema = 'public' AND table_name IN ('votes', 'tallies') AND data_type = 'text'";
+  const startedAndStopped = async () => {
+    const p = await stack.startProcessor(env);
+    await waitFor(async () => (await fetch(`${p.url}/readyz`)).status === 200, { timeoutMs: 20000, what: 'processor ready' });
+    assert.equal(await p.stop('SIGTERM'), 0);
+    return p.logText();
+  };
+  try {
+    assert.deepEqual(await stack.psql("SELECT 'a' < 'B'", db), [['t']], 'the test database does not sort in byte order');
+    await startedAndStopped();
+    // The same database as migration 2 left it, with rows in it.
+    await stack.psql('ALTER TABLE votes ALTER COLUMN poll TYPE text COLLATE "default",'
+      + ' ALTER COLUMN voter TYPE text COLLATE "default", ALTER COLUMN option TYPE text COLLATE "default",'
+      + ' ALTER COLUMN prev_option TYPE text COLLATE "default";'
+      + ' ALTER TABLE tallies ALTER COLUMN poll TYPE text COLLATE "default", ALTER COLUMN option TYPE text COLLATE "default";'
+      + ' DELETE FROM schema_migrations WHERE version = 3;'
+      + " INSERT INTO votes (poll, voter, option, seq) VALUES ('p', 'a', 'x', 3), ('p', 'B', 'y', 1), ('p', '_z', 'x', 2);"
+      + " INSERT INTO tallies (poll, option, votes) VALUES ('p', 'x', 2), ('p', 'y', 1);", db);
+    assert.match((await stack.psql(idColumns, db))[0][0], /^tallies\.option=default,/, 'back at migration 2');
+
+    const logs = await startedAndStopped();
+    assert.match(logs, /applied migration 3 /);
+    assert.equal((await stack.psql(idColumns, db))[0][0], 'tallies.option=C,tallies.poll=C,'
+      + 'votes.option=C,votes.poll=C,votes.prev_option=C,votes.voter=C');
+    assert.deepEqual(await stack.psql('SELECT voter, option, seq FROM votes ORDER BY voter', db),
+      [['B', 'y', '1'], ['_z', 'x', '2'], ['a', 'x', '3']], 'rows kept, now in byte order');
+    assert.deepEqual(await stack.psql('SELECT option, votes FROM tallies ORDER BY option', db), [['x', '2'], ['y', '1']]);
+    // The primary key was rebuilt in the new order: amcheck walks it and
+    // checks every key against its neighbours and against the heap.
+    await stack.psql('CREATE EXTENSION IF NOT EXISTS amcheck', db);
+    await stack.psql("SELECT bt_index_parent_check('votes_pkey', true), bt_index_parent_check('tallies_pkey', true)", db);
+  } catch (e) { dumpLogs(stack); throw e; } finally {
+    await stack.psql('DROP DATABASE IF EXISTS tally_icu WITH (FORCE)', { db: 'postgres' }).catch(() => {});
+  }
+});
+
 test('votes: latest cast by stream sequence wins; tallies equal a recount; NOTIFY per changed poll', async () => {
   const p = await stack.startProcessor();
   // A LISTEN session that prints every notification it receives.
