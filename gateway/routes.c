@@ -89,14 +89,21 @@ routes_method_not_allowed(struct request *r, const char *allow)
 }
 
 static enum MHD_Result
-routes_unavailable(struct request *r, const char *why)
+routes_retry_later(struct request *r, unsigned status, const char *code,
+    const char *msg)
 {
 	struct MHD_Response *resp;
 
-	resp = httpd_response_error("unavailable", "%s", why);
+	resp = httpd_response_error(code, "%s", msg);
 	if (resp != NULL)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-	return routes_queue(r, 503, resp);
+	return routes_queue(r, status, resp);
+}
+
+static enum MHD_Result
+routes_unavailable(struct request *r, const char *why)
+{
+	return routes_retry_later(r, 503, "unavailable", why);
 }
 
 static bool
@@ -156,21 +163,21 @@ routes_page(struct request *r, unsigned status, const char *chosen,
 	    "text/html; charset=utf-8", HTTPD_PAGE | HTTPD_NO_STORE);
 	buf_fini(&b);
 	routes_set_cookie(r, resp);
-	if (resp != NULL && status == 503)
+	if (resp != NULL && (status == 503 || status == 429))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
 	return routes_queue(r, status, resp);
 }
 
 /* An error for a vote: JSON for the API, the page with a notice for the
- * form. */
+ * form; 429 and 503 say when to retry. */
 static enum MHD_Result
 routes_vote_error(struct request *r, unsigned status, const char *code,
     const char *msg)
 {
 	if (r->form)
 		return routes_page(r, status, NULL, msg);
-	if (status == 503)
-		return routes_unavailable(r, msg);
+	if (status == 503 || status == 429)
+		return routes_retry_later(r, status, code, msg);
 	return routes_error(r, status, code, msg);
 }
 
@@ -283,13 +290,12 @@ routes_vote(struct request *r)
 	if (gw->rl != NULL) {
 		httpd_client_addr(r->conn, client, sizeof(client));
 		if (!ratelimit_allow(gw->rl, client, metrics_now_us())) {
-			struct MHD_Response *resp = httpd_response_error(
-			    "rate_limited", "too many votes from %s", client);
+			char msg[96];
+
+			snprintf(msg, sizeof(msg), "too many votes from %s",
+			    client);
 			metrics_inc(&gw->metrics.rate_limited);
-			if (resp != NULL)
-				MHD_add_response_header(resp,
-				    MHD_HTTP_HEADER_RETRY_AFTER, "1");
-			return routes_queue(r, 429, resp);
+			return routes_vote_error(r, 429, "rate_limited", msg);
 		}
 	}
 	ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,

@@ -229,19 +229,21 @@ void
 httpd_resume(struct MHD_Connection *c)
 {
 	const union MHD_ConnectionInfo *ci;
+	struct MHD_Daemon *d;
 	struct httpd_loop *l = NULL;
 	uint64_t one = 1;
 
-	/* The daemon is read first: once resumed, the connection may be
-	 * answered and freed by its loop at any moment. */
+	/* The daemon is copied out first: the info points into the
+	 * connection, which once resumed may be answered and freed by its
+	 * loop at any moment. */
 	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON);
+	d = ci != NULL ? ci->daemon : NULL;
 	MHD_resume_connection(c);
-	if (ci == NULL)
+	if (d == NULL)
 		return;
 	pthread_mutex_lock(&httpd_registry_lock);
 	for (size_t i = 0; i < HTTPD_REGISTRY_MAX && l == NULL; i++)
-		if (httpd_registry[i] != NULL &&
-		    httpd_registry[i]->d == ci->daemon)
+		if (httpd_registry[i] != NULL && httpd_registry[i]->d == d)
 			l = httpd_registry[i];
 	/* One write per run of the loop is enough: it takes every resumed
 	 * connection at once. The flag is cleared by the loop before it

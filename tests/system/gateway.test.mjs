@@ -288,20 +288,28 @@ test('one access-log line per request, with the cast id', T, async () => {
   assert.match(line, /info: POST \/api\/v1\/polls\/default\/votes 200 [\d.]+ms 127\.0\.0\.1 cast=/);
 });
 
-test('a per-client rate limit answers 429 and is counted', T, async () => {
+test('a per-client rate limit answers 429 (JSON for the API, the page for the form) and is counted', T, async () => {
   const limited = await stack.startGateway({ RATE_LIMIT_PER_S: '1', RATE_LIMIT_BURST: '2' });
   try {
     await waitFor(async () => (await http('GET', `${limited.url}/readyz`)).status === 200, { what: 'readyz' });
-    const statuses = [];
-    for (let i = 0; i < 5; i++) statuses.push((await apiVote(limited, 'default', { voter: newVoter(), option: 'a' })).status);
+    const answers = [];
+    for (let i = 0; i < 5; i++) answers.push(await apiVote(limited, 'default', { voter: newVoter(), option: 'a' }));
+    const statuses = answers.map((r) => r.status);
     assert.deepEqual(statuses.slice(0, 2), [200, 200]);
-    assert.ok(statuses.slice(2).includes(429), String(statuses));
-    const r = await apiVote(limited, 'default', { voter: newVoter(), option: 'a' });
-    if (r.status === 429) {
-      assert.equal(r.json.error, 'rate_limited');
-      assert.equal(r.headers['retry-after'], '1');
+    const r = answers.find((a) => a.status === 429);
+    assert.ok(r, String(statuses));
+    assert.equal(r.json.error, 'rate_limited');
+    assert.equal(r.headers['retry-after'], '1');
+    // The form's voters get the page back, with the notice, not JSON.
+    let page;
+    for (let i = 0; i < 5 && page?.status !== 429; i++) {
+      page = await http('POST', `${limited.url}/`, { body: new URLSearchParams({ vote: 'a' }) });
     }
-    assert.ok(metric(await metricsText(limited), 'tally_gateway_rate_limited_total') >= 1);
+    assert.equal(page.status, 429);
+    assert.match(page.headers['content-type'], /^text\/html/);
+    assert.match(page.body, /too many votes from 127\.0\.0\.1/);
+    assert.equal(page.headers['retry-after'], '1');
+    assert.ok(metric(await metricsText(limited), 'tally_gateway_rate_limited_total') >= 2);
   } finally {
     assert.equal(await limited.stop('SIGTERM'), 0);
   }
