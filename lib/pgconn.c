@@ -14,15 +14,24 @@
 PGconn *
 pgconn_open(const char *conninfo, const char *application_name)
 {
-	const char *keys[] = {"dbname", "application_name", "connect_timeout",
-	    NULL};
-	const char *vals[] = {conninfo != NULL ? conninfo : "",
-	    application_name, "5", NULL};
+	/*
+	 * A server that vanishes without a reset (its host lost, a failover
+	 * that moves its address) would otherwise hold a query for the
+	 * kernel's keepalive default, over two hours, with the caller stuck
+	 * in it and still reporting ready: keepalive probes after 10 s idle
+	 * and 30 s of unacknowledged data end it in well under a minute.
+	 */
+	const char *keys[] = {"application_name", "connect_timeout",
+	    "keepalives", "keepalives_idle", "keepalives_interval",
+	    "keepalives_count", "tcp_user_timeout", "dbname", NULL};
+	const char *vals[] = {application_name, "5", "1", "10", "5", "3",
+	    "30000", conninfo != NULL ? conninfo : "", NULL};
 	PGconn *pg;
 	char *msg, *nl;
 
-	/* expand_dbname: dbname may be a whole URL or key=value string,
-	 * whose settings win over the ones after it. */
+	/* expand_dbname: dbname may be a whole URL or key=value string;
+	 * it comes last, so that its settings win over the defaults before
+	 * it (libpq: a later keyword overrides an earlier one). */
 	pg = PQconnectdbParams(keys, vals, 1);
 	if (pg != NULL && PQstatus(pg) == CONNECTION_OK)
 		return pg;

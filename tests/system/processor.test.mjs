@@ -5,6 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { dumpLogs, waitFor, pgBinDir } from './harness.mjs';
 import * as S from './processor_support.mjs';
@@ -96,6 +97,30 @@ test('migration 3 puts the ids of a database made with another collation in byte
   } catch (e) { dumpLogs(stack); throw e; } finally {
     await stack.psql('DROP DATABASE IF EXISTS tally_icu WITH (FORCE)', { db: 'postgres' }).catch(() => {});
   }
+});
+
+// A PostgreSQL host that vanishes without a reset must not hold a store
+// connection for the kernel's default two hours: every connection has TCP
+// keepalive on, first probe after 10 s idle (lib/pgconn.c). Read from
+// /proc/net/tcp: timer 02 is keepalive, its "when" in 1/100 s.
+test('store connections have TCP keepalive armed at 10 s, not the kernel default', async () => {
+  const p = await stack.startProcessor();
+  try {
+    await waitFor(async () => (await fetch(`${p.url}/readyz`)).status === 200, { timeoutMs: 20000, what: 'processor ready' });
+    const ports = (await stack.psql("SELECT client_port FROM pg_stat_activity WHERE application_name LIKE 'tally-processor%'"
+      + ' AND client_port IS NOT NULL')).map(([port]) => Number(port));
+    assert.ok(ports.length >= 1, 'the processor holds connections');
+    const sockets = fs.readFileSync('/proc/net/tcp', 'utf8').trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/));
+    const portOf = (addr) => parseInt(addr.split(':')[1], 16);
+    for (const port of ports) {
+      const row = sockets.find((r) => portOf(r[1]) === port && portOf(r[2]) === stack.pgPort);
+      assert.ok(row, `the socket of client port ${port}`);
+      const [timer, when] = row[5].split(':');
+      assert.equal(timer, '02', `keepalive timer on client port ${port}`);
+      assert.ok(parseInt(when, 16) <= 1000, `first probe within 10 s (${parseInt(when, 16) / 100} s)`);
+    }
+    assert.equal(await p.stop('SIGTERM'), 0);
+  } catch (e) { dumpLogs(stack); throw e; }
 });
 
 test('votes: latest cast by stream sequence wins; tallies equal a recount; NOTIFY per changed poll', async () => {
