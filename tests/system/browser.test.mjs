@@ -155,6 +155,38 @@ test('both pages fit a phone-sized screen', async () => {
   }
 });
 
+// A browser gives an EventSource up for good when a reconnect is answered
+// with anything but 200 (a draining replica, a proxy's 503): the page must
+// start a new one itself. The reporter is restarted on its port; while it
+// is away the page's reconnects are answered 503 (page.route), then let
+// through. This page has none of newPage's listeners: its 503s are meant.
+test('results page starts a new stream after a reconnect answered 503, and follows votes again', async () => {
+  const ctx = await browser.newContext({ viewport: DESKTOP });
+  const results = await ctx.newPage();
+  let refused = 0;
+  try {
+    await results.goto(`${rep.url}/`);
+    await results.waitForFunction(() => document.body.dataset.live === 'open', null, { timeout: 10000 });
+    const before = Number(await results.evaluate(() => document.body.dataset.total));
+    await results.route('**/events', (route) => { refused++; return route.fulfill({ status: 503, body: 'draining' }); });
+    const port = rep.port;
+    assert.equal(await rep.stop('SIGTERM'), 0);
+    await results.waitForFunction(() => document.body.dataset.live === 'reconnecting', null, { timeout: 10000 });
+    // Two refusals: the browser's own retry, then the page's first new stream.
+    for (let i = 0; i < 100 && refused < 2; i++) await results.waitForTimeout(100);
+    assert.ok(refused >= 2, `the page tried again after the browser gave up (${refused} refused)`);
+    rep = await stack.startReporter({ BIND_PORT: String(port) });
+    await results.unroute('**/events');
+    await results.waitForFunction(() => document.body.dataset.live === 'open', null, { timeout: 20000 });
+    const voter = await newPage();
+    await vote(voter, 'b');
+    await results.waitForFunction((n) => Number(document.body.dataset.total) === n, before + 1, { timeout: 10000 });
+    await voter.context().close();
+  } finally {
+    await ctx.close();
+  }
+});
+
 test('no script errors and no Content-Security-Policy violations', () => {
   assert.deepEqual(problems, []);
 });
