@@ -49,7 +49,10 @@ cast_start(struct request *r)
 	r->dj.idem_key = r->has_idem ? r->vote.cast_id : NULL;
 	r->dj.done = cast_on_check;
 	r->dj.cls = r;
-	request_suspend(r);
+	if (!request_suspend(r)) {
+		cast_fail(r, "the gateway is shutting down");
+		return false;
+	}
 	if (dedup_submit(gw->dedup, &r->dj) != 0) {
 		cast_fail(r, "too many votes waiting for the dedup store");
 		request_resume(r);

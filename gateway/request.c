@@ -113,13 +113,23 @@ request_free(struct request *r)
 	free(r);
 }
 
-void
+bool
 request_suspend(struct request *r)
 {
+	/* Counted before draining is read, and the drain sets draining
+	 * before it reads the count (both sequentially consistent): so
+	 * either the drain waits for this request, or this request sees
+	 * the drain and is not suspended. A suspended connection left
+	 * when the loops stop would make MHD_stop_daemon abort. */
+	atomic_fetch_add(&r->gw->suspended, 1);
+	if (atomic_load(&r->gw->draining)) {
+		atomic_fetch_sub(&r->gw->suspended, 1);
+		return false;
+	}
 	r->suspended = true;
 	r->in_flight = true;
-	atomic_fetch_add(&r->gw->suspended, 1);
 	MHD_suspend_connection(r->conn);
+	return true;
 }
 
 void

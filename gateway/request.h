@@ -69,8 +69,9 @@ struct request *request_new(struct gateway *gw, struct MHD_Connection *c,
 void request_free(struct request *r);
 
 /* Suspends the connection and counts it in flight. Call from the access
- * handler, before handing r to another thread. */
-void request_suspend(struct request *r);
+ * handler, before handing r to another thread. False (nothing done) once
+ * the gateway is draining: answer 503 at once. */
+bool request_suspend(struct request *r) __attribute__((warn_unused_result));
 
 /* Marks the outcome final and resumes the connection (thread-safe). After
  * this, only the MHD thread touches r. */

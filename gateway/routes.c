@@ -363,7 +363,8 @@ routes_visits(struct request *r)
 	r->dj.op = DEDUP_OP_INCR;
 	r->dj.done = routes_on_visit;
 	r->dj.cls = r;
-	request_suspend(r);
+	if (!request_suspend(r))
+		return routes_unavailable(r, "the gateway is shutting down");
 	if (dedup_submit(r->gw->dedup, &r->dj) != 0) {
 		r->outcome = OUTCOME_UNAVAILABLE;
 		r->why = "too many requests waiting for Redis";

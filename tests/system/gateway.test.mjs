@@ -342,8 +342,30 @@ test('SIGTERM: the gateway waits for the votes in flight, answers each, and exit
     // The gauge is read from the gateway's own count: it must see them all.
     await waitFor(async () => metric(await metricsText(g), 'tally_gateway_votes_in_flight') === n,
       { timeoutMs: 10000, what: `${n} votes in flight while nats-server is stopped` });
+    // A kept-alive connection opened before the SIGTERM: it is still
+    // served during the drain, but nothing new may be suspended on it.
+    const kept = net.connect(g.port, '127.0.0.1');
+    await new Promise((resolve, reject) => { kept.once('connect', resolve); kept.once('error', reject); });
+    let keptData = '';
+    kept.on('data', (d) => { keptData += d; });
+    const ask = async (req) => {
+      keptData = '';
+      kept.write(`${req} HTTP/1.1\r\nHost: gw\r\n\r\n`);
+      await waitFor(() => {
+        const head = keptData.indexOf('\r\n\r\n');
+        const len = /content-length: (\d+)/i.exec(keptData);
+        return head >= 0 && len && keptData.length >= head + 4 + Number(len[1]);
+      }, { timeoutMs: 5000, what: `an answer to ${req}` });
+      return keptData;
+    };
+    assert.match(await ask('GET /healthz'), /^HTTP\/1\.1 200 /);
     exited = g.stop('SIGTERM', { timeoutMs: 30000 });
     await waitFor(() => g.logText().includes('stopping: draining'), { what: 'the drain to start' });
+    // /visits would wait for Redis: refused at once while draining.
+    const visits = await ask('GET /visits');
+    assert.match(visits, /^HTTP\/1\.1 503 /);
+    assert.match(visits, /the gateway is shutting down/);
+    kept.destroy();
     // A new connection is refused at once (the listening socket is shut).
     const refused = await new Promise((resolve) => {
       const s = net.connect(g.port, '127.0.0.1');
