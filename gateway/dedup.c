@@ -159,6 +159,9 @@ struct dedup {
 struct dedup_batch {
 	struct dedup_job **jobs;        /* batch_max */
 	bool *ok;                       /* batch_max */
+	bool *maybe;                    /* batch_max: a RECORD not answered
+					 * that Redis may have run all the
+					 * same (written, reply lost) */
 	size_t n;
 	bool checks;                    /* its CHECKs were sent */
 };
@@ -409,13 +412,21 @@ dedup_reconcile(struct dedup *d)
 	return true;
 }
 
-/* Keeps a RECORD that Redis did not take. */
+/*
+ * Keeps a RECORD that Redis did not take. Storing the highest seq can be
+ * done twice, uncounting cannot: a RECORD that may have run (maybe) is
+ * replayed without its release, or a second run would uncount another
+ * cast of the voter, one whose outcome is unknown, and let a CHECK answer
+ * "unchanged" from an option older than the stream. Left counted, the
+ * voter's casts are all published until the key expires (dedup.h).
+ */
 static void
-dedup_keep(struct dedup *d, const struct dedup_job *j)
+dedup_keep(struct dedup *d, const struct dedup_job *j, bool maybe)
 {
 	struct dedup_pending *p;
+	bool release = j->release && !maybe;
 
-	if (j->seq == 0 && !j->release)
+	if (j->seq == 0 && !release)
 		return; /* nothing for the voter's key */
 	if (d->backlog_len >= d->cfg.backlog_max || d->need_flush) {
 		/* Too many to replay: forget them all and delete every voter
@@ -433,7 +444,7 @@ dedup_keep(struct dedup *d, const struct dedup_job *j)
 	snprintf(p->option, sizeof(p->option), "%s",
 	    j->option != NULL ? j->option : "");
 	p->seq = j->seq;
-	p->release = j->release;
+	p->release = release;
 	p->next = d->backlog;
 	d->backlog = p;
 	d->backlog_len++;
@@ -454,15 +465,15 @@ dedup_reply(struct dedup *d)
 	return r;
 }
 
-/* Finishes a job without Redis. */
+/* Finishes a job without Redis (maybe: see dedup_keep). */
 static void
-dedup_fail(struct dedup *d, struct dedup_job *j)
+dedup_fail(struct dedup *d, struct dedup_job *j, bool maybe)
 {
 	j->has_current = false;
 	free(j->idem_found);
 	j->idem_found = NULL;
 	if (j->op == DEDUP_OP_RECORD) {
-		dedup_keep(d, j);
+		dedup_keep(d, j, maybe);
 		j->status = DEDUP_BYPASS;
 	} else if (j->op == DEDUP_OP_INCR || d->cfg.fail_closed) {
 		j->status = DEDUP_UNAVAILABLE;
@@ -648,10 +659,11 @@ dedup_append_checks(struct dedup *d, struct dedup_job **batch, size_t n,
 	}
 }
 
-/* Reads the EVALSHA and SET replies; sets ok[i] for each RECORD stored. */
+/* Reads the EVALSHA and SET replies; sets ok[i] for each RECORD stored,
+ * and clears maybe[i] for those Redis surely did not run (NOSCRIPT). */
 static void
 dedup_read_records(struct dedup *d, struct dedup_job **batch, size_t n,
-    bool *ok)
+    bool *ok, bool *maybe)
 {
 	size_t i = 0;
 	redisReply *r;
@@ -675,6 +687,10 @@ dedup_read_records(struct dedup *d, struct dedup_job **batch, size_t n,
 			snprintf(why, sizeof(why), "EVALSHA: %.120s",
 			    r->type == REDIS_REPLY_ERROR ? r->str :
 			    "unexpected reply");
+			if (r->type == REDIS_REPLY_ERROR &&
+			    strncmp(r->str, "NOSCRIPT", 8) == 0)
+				for (size_t x = first; x < i; x++)
+					maybe[x] = false;
 			freeReplyObject(r);
 			dedup_lost(d, why);
 			continue;
@@ -776,6 +792,7 @@ dedup_send(struct dedup *d, struct dedup_batch *b)
 	int done = 0;
 
 	memset(b->ok, 0, b->n * sizeof(*b->ok));
+	memset(b->maybe, 0, b->n * sizeof(*b->maybe));
 	if (!dedup_ensure(d))
 		return false;
 	/* CHECKs left unsent come back DEDUP_BYPASS (or UNAVAILABLE). */
@@ -796,6 +813,10 @@ dedup_send(struct dedup *d, struct dedup_batch *b)
 		dedup_lost(d, "out of memory");
 		return false;
 	}
+	/* From the first byte written, Redis may run the RECORDs whatever
+	 * becomes of their replies. */
+	for (size_t i = 0; i < b->n; i++)
+		b->maybe[i] = b->jobs[i]->op == DEDUP_OP_RECORD;
 	while (!done) {
 		if (redisBufferWrite(d->ctx, &done) != REDIS_OK) {
 			dedup_lost(d, d->ctx->errstr[0] ? d->ctx->errstr :
@@ -810,7 +831,7 @@ dedup_send(struct dedup *d, struct dedup_batch *b)
 static void
 dedup_receive(struct dedup *d, struct dedup_batch *b)
 {
-	dedup_read_records(d, b->jobs, b->n, b->ok);
+	dedup_read_records(d, b->jobs, b->n, b->ok, b->maybe);
 	dedup_read_checks(d, b->jobs, b->n, b->ok, b->checks);
 }
 
@@ -824,7 +845,7 @@ dedup_finish(struct dedup *d, struct dedup_batch *b)
 		if (b->ok[i])
 			j->status = DEDUP_OK;
 		else
-			dedup_fail(d, j);
+			dedup_fail(d, j, b->maybe[i]);
 		if (j->op == DEDUP_OP_CHECK && j->status == DEDUP_BYPASS)
 			metrics_inc(&d->metrics->dedup_bypass);
 		j->done(j, j->cls);
@@ -837,8 +858,9 @@ dedup_batch_init(struct dedup_batch *b, size_t cap)
 {
 	b->jobs = calloc(cap, sizeof(*b->jobs));
 	b->ok = calloc(cap, sizeof(*b->ok));
+	b->maybe = calloc(cap, sizeof(*b->maybe));
 	b->n = 0;
-	return b->jobs != NULL && b->ok != NULL ? 0 : -1;
+	return b->jobs != NULL && b->ok != NULL && b->maybe != NULL ? 0 : -1;
 }
 
 static void
@@ -846,6 +868,7 @@ dedup_batch_fini(struct dedup_batch *b)
 {
 	free(b->jobs);
 	free(b->ok);
+	free(b->maybe);
 }
 
 /* Waits for work (or, while Redis is down, for the next reconnect try)
@@ -926,6 +949,11 @@ dedup_main(void *arg)
 		if (run)
 			run = dedup_take(d, &cur, cap, prev.n == 0);
 		pthread_mutex_unlock(&d->lock);
+		/* Redis went away during the last batch: its RECORDs must be
+		 * in the backlog, replayed on reconnect, before this batch's
+		 * CHECKs read Redis. */
+		if (prev.n > 0 && d->ctx == NULL)
+			dedup_finish(d, &prev);
 		if (cur.n > 0)
 			sent = dedup_send(d, &cur);
 		else if (prev.n == 0)

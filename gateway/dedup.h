@@ -35,8 +35,10 @@
  * DEDUP_UNAVAILABLE (fail-closed); the outage is logged once, and once more
  * on recovery. RECORD jobs that could not be written are kept (bounded) and
  * replayed on reconnect before any CHECK reads Redis again, so Redis is
- * never read while it may be older than the stream; if the backlog
- * overflows, every tally:v:* key is deleted on reconnect instead.
+ * never read while it may be older than the stream (by this gateway:
+ * docs/RELIABILITY.md, "Known limits"); if the backlog overflows, every
+ * tally:v:* key is deleted on reconnect instead. A RECORD whose reply was
+ * lost may have run: it is replayed without its uncount.
  */
 #ifndef TALLY_GATEWAY_DEDUP_H
 #define TALLY_GATEWAY_DEDUP_H

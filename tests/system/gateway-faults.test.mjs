@@ -148,6 +148,54 @@ test('a vote whose PubAck timed out but which reached the stream: the voter is n
   }
 });
 
+// A RECORD can run in Redis though its reply never comes back (Redis
+// stalled past REDIS_TIMEOUT_MS): replayed on reconnect, it must not
+// uncount the voter a second time, or a count left by a cast of unknown
+// fate (E below) would go, and Redis could answer "unchanged" from an
+// option older than the stream. Redis key: "<option>:<seq>:<casts being
+// published>".
+test('a record that ran though its reply was lost is replayed without uncounting again', T, async () => {
+  const g = await stack.startGateway({ PUBLISH_TIMEOUT_MS: '3000', REDIS_TIMEOUT_MS: '300' });
+  let natsStopped = false;
+  let redisStopped = false;
+  try {
+    await waitFor(async () => (await http('GET', `${g.url}/readyz`)).status === 200, { what: 'readyz' });
+    const voter = newVoter('maybe');
+    const key = `tally:v:default:${voter}`;
+    const a = await apiVote(g, 'default', { voter, option: 'a' });
+    assert.equal(a.json.status, 'accepted');
+    process.kill(stack.nats.pid, 'SIGSTOP');
+    natsStopped = true;
+    // E: counted, then its PubAck times out: fate unknown, stays counted.
+    const e = await apiVote(g, 'default', { voter, option: 'b' });
+    assert.equal(e.status, 503, e.body);
+    assert.equal(await stack.redisCli('GET', key), `a:${a.json.seq}:1`);
+    // C, back to a: counted too (Redis cannot know that b is not the
+    // voter's latest), then held waiting for its PubAck.
+    const c = apiVote(g, 'default', { voter, option: 'a' }, { timeoutMs: 20000 });
+    await waitFor(async () => (await stack.redisCli('GET', key)) === `a:${a.json.seq}:2`, { what: 'C counted' });
+    // Redis stalls; NATS goes on: C's RECORD is written to a Redis that
+    // answers only after the gateway gave up on it.
+    process.kill(stack.redis.pid, 'SIGSTOP');
+    redisStopped = true;
+    process.kill(stack.nats.pid, 'SIGCONT');
+    natsStopped = false;
+    const cr = await c;
+    assert.equal(cr.status, 200, cr.body);
+    await waitFor(() => /redis: .* unavailable/.test(g.logText()), { what: 'the lost reply noticed' });
+    process.kill(stack.redis.pid, 'SIGCONT');
+    redisStopped = false;
+    // /visits goes through the same connection, after the replay.
+    await waitFor(async () => (await http('GET', `${g.url}/visits`)).status === 200, { timeoutMs: 10000, what: 'redis back' });
+    // C stored once, uncounted once: E's count is still there.
+    assert.equal(await stack.redisCli('GET', key), `a:${cr.json.seq}:1`);
+  } finally {
+    if (natsStopped) process.kill(stack.nats.pid, 'SIGCONT');
+    if (redisStopped) process.kill(stack.redis.pid, 'SIGCONT');
+    await g.stop('SIGTERM');
+  }
+});
+
 test('an Idempotency-Key repeated with another option after its answer is gone: the duplicate leaves Redis as the stream is', T, async () => {
   const voter = newVoter('dupkey');
   const key = `key-${voter}`;
