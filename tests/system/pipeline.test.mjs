@@ -6,6 +6,7 @@
 import { describe, test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStack, http, pool, waitFor, dumpLogs } from './harness.mjs';
+import { openStream } from './gateway-helpers.mjs';
 
 const form = (vote) => new URLSearchParams({ vote });
 const tallyOf = async (rep) => (await http('GET', `${rep.url}/api/v1/polls/default/tally`)).json;
@@ -46,9 +47,17 @@ describe("the original app's check: POST vote=b, then the result reads 1 vote", 
   });
 
   test('a vote for an unknown option gets a 4xx and changes nothing', async () => {
-    const r = await http('POST', `${p.gw.url}/`, { body: form('c') });
-    assert.ok(r.status >= 400 && r.status < 500, `status ${r.status}`);
-    await new Promise((res) => setTimeout(res, 500));
+    // An answer comes only after the PubAck, so a vote wrongly published
+    // would be in the stream by the time the 4xx arrives.
+    const stream = await openStream(p.stack);
+    try {
+      const before = await stream.count();
+      const r = await http('POST', `${p.gw.url}/`, { body: form('c') });
+      assert.ok(r.status >= 400 && r.status < 500, `status ${r.status}`);
+      assert.equal(await stream.count(), before, 'nothing published');
+    } finally {
+      await stream.close();
+    }
     assert.equal((await tallyOf(p.rep)).total, 1);
   });
 });

@@ -192,8 +192,10 @@ test('chaos: kills, a PostgreSQL and a NATS restart; the database equals a recou
       await killOne();
     }
     await publisher;
-    // Make sure both restarts happened even if publishing was quick.
-    if (!pgDone) { await stack.killPostgres(); events.pgRestarts++; await sleep(1000); await stack.startPostgres(); }
+    // The PostgreSQL outage's checks (nothing acked while it is down)
+    // hold only while votes flow: it must have happened then. The NATS
+    // restart has no such checks, so a quick publish still gets one.
+    assert.ok(pgDone, 'PostgreSQL was killed while votes were being published');
     if (!natsDone) { await stack.killNats(); events.natsRestarts++; await sleep(1000); await stack.startNats(); }
     // One more kill after the last vote, so the tail is redelivered too.
     await killOne();

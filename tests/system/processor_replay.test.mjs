@@ -32,14 +32,23 @@ function castsFor(round, n) {
 }
 
 test('tallyctl init is idempotent and creates the stream and schema', async () => {
+  let version;
   for (let i = 0; i < 2; i++) {
     const r = await stack.tallyctl(['init']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /stream VOTES: ok/);
-    assert.match(r.stdout, /schema: version \d+/);
+    version = Number(/schema: version (\d+) \((\d+) migrations? applied now\)/.exec(r.stdout)?.[1]);
+    assert.match(r.stdout, i === 0 ? /\(\d+ migrations applied now\)/ : /\(0 migrations applied now\)/);
   }
-  const v = await stack.psql('SELECT count(*), count(DISTINCT version) FROM schema_migrations');
-  assert.equal(v[0][0], v[0][1]);
+  const v = await stack.psql('SELECT version FROM schema_migrations ORDER BY version');
+  assert.deepEqual(v.map(([x]) => Number(x)), Array.from({ length: version }, (_, i) => i + 1));
+  const c = await S.natsClient(stack.natsUrl);
+  try {
+    const info = await c.jsm.streams.info('VOTES');
+    assert.deepEqual(info.config.subjects, ['votes.>']);
+  } finally {
+    await c.close();
+  }
   const help = await stack.tallyctl(['init', '--help']);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /DATABASE_URL/);
@@ -59,7 +68,11 @@ test('replay --reset rebuilds a database equal to the live one; --from-seq and -
     const live = await dump();
     assert.ok(live.votes.length > 0);
 
-    // Full rebuild from an emptied database.
+    // Full rebuild from an emptied database: a stray row and a wrong
+    // tally first, which only the reset's emptying removes.
+    await stack.psql(`INSERT INTO votes (poll, voter, option, seq) VALUES ('r0', 'stray', 'a', 999999);
+      UPDATE tallies SET votes = votes + 5 WHERE poll = 'r1'`);
+    assert.notDeepEqual(await dump(), live);
     const r = await stack.tallyctl(['replay', '--reset']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /3001 messages/);

@@ -68,8 +68,9 @@ test('gateway, processor and reporter under valgrind: no memory errors, no defin
     for (const p of ['/', '/api/v1/polls', '/metrics', '/polls/default', '/nope']) await http('GET', `${rep.url}${p}`, { timeoutMs: 60000 });
     // An event stream that is open when the reporter stops.
     const ctl = new AbortController();
-    const sse = fetch(`${rep.url}/api/v1/polls/default/events`, { signal: ctl.signal }).then((r) => r.body.getReader().read()).catch(() => {});
-    await sse;
+    const first = await fetch(`${rep.url}/api/v1/polls/default/events`, { signal: ctl.signal })
+      .then((r) => r.body.getReader().read());
+    assert.match(Buffer.from(first.value ?? []).toString(), /"poll":"default"/, 'the stream is open, its first event in');
 
     // Stop in reverse order; valgrind's verdict is the exit code.
     const codes = {};
