@@ -26,14 +26,18 @@ let nc;
 after(async () => { await nc?.close(); await stack?.stop(); });
 afterEach((t) => { if (!t.passed) dumpLogs(stack); });
 
-/** Every message now in VOTES, in sequence order, via an ordered consumer. */
-async function readStream(js, expected) {
+/**
+ * Every message now in VOTES (count: the stream's message count), in
+ * sequence order, via an ordered consumer.
+ */
+async function readStream(js, count) {
   const c = await js.consumers.get('VOTES');
   const out = [];
-  const it = await c.fetch({ max_messages: expected, expires: 5000 });
+  if (count === 0) return out;
+  const it = await c.fetch({ max_messages: count, expires: 5000 });
   for await (const m of it) {
     out.push({ seq: m.seq, subject: m.subject, headers: m.headers, data: m.data });
-    if (out.length === expected) break;
+    if (out.length === count) break;
   }
   return out;
 }
@@ -43,6 +47,10 @@ test('(a) votes posted through the gateway read back from VOTES, decoded with vo
   const gw = await stack.startGateway();
   nc = await connect({ servers: stack.natsUrl });
   const js = jetstream(nc);
+  const jsm = await jetstreamManager(nc);
+  // The gateway makes VOTES; what it holds before the posts is the base.
+  const before = await waitFor(async () => (await jsm.streams.info('VOTES')).state,
+    { timeoutMs: 20000, intervalMs: 100, what: 'the gateway to create stream VOTES' });
 
   // Distinct voters per API, so every post is a new cast (none "unchanged").
   const posted = [];
@@ -71,7 +79,14 @@ test('(a) votes posted through the gateway read back from VOTES, decoded with vo
     posted.push({ api: 'protobuf', voter, option, source: Source.SOURCE_PROTOBUF, answer: r.json });
   }
 
-  const msgs = await readStream(js, posted.length);
+  // Answers come after the PubAck: the stream already holds every vote, and
+  // exactly one message per vote (an extra publish would show here).
+  const now = (await jsm.streams.info('VOTES')).state;
+  assert.equal(now.messages - before.messages, posted.length, 'one message per accepted vote, no more');
+  assert.equal(now.last_seq - before.last_seq, posted.length, 'one stream sequence per accepted vote');
+  const all = await readStream(js, now.messages);
+  assert.equal(all.length, now.messages, 'the ordered consumer reads the whole stream');
+  const msgs = all.filter((m) => m.seq > before.last_seq);
   assert.equal(msgs.length, posted.length, 'one message per accepted vote');
   const ids = new Set();
   const byVoter = new Map();
@@ -95,8 +110,16 @@ test('(a) votes posted through the gateway read back from VOTES, decoded with vo
     assert.equal(v.poll, 'default');
     assert.equal(v.option, p.option, `${p.voter}'s option`);
     assert.equal(v.source, p.source, `${p.voter}'s source`);
-    if (p.answer?.cast_id !== undefined) assert.equal(p.answer.cast_id, v.id, 'the answer names the cast id');
-    if (p.answer?.seq !== undefined) assert.equal(Number(p.answer.seq), v.seq, 'the answer names the stream sequence');
+    if (p.api !== 'form') {
+      // The JSON and protobuf APIs answer JSON naming the cast (docs/API.md).
+      assert.ok(p.answer, `${p.api} vote of ${p.voter} has a JSON answer`);
+      assert.equal(p.answer.status, 'accepted', `${p.voter}: ${JSON.stringify(p.answer)}`);
+      assert.equal(p.answer.duplicate, false, `${p.voter}: ${JSON.stringify(p.answer)}`);
+      assert.equal(typeof p.answer.cast_id, 'string', `${p.voter}'s answer has cast_id: ${JSON.stringify(p.answer)}`);
+      assert.equal(p.answer.cast_id, v.id, 'the answer names the cast id');
+      assert.equal(typeof p.answer.seq, 'number', `${p.voter}'s answer has seq: ${JSON.stringify(p.answer)}`);
+      assert.equal(p.answer.seq, v.seq, 'the answer names the stream sequence');
+    }
   }
 
   // The C codec's payload also decodes with tallyctl decode, field for field.

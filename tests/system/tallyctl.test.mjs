@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { startStack, dumpLogs, binDir, repoRoot, freePort } from './harness.mjs';
+import { startStack, dumpLogs, binDir, repoRoot, freePort, waitFor } from './harness.mjs';
 
 const require = createRequire(new URL('../js/package.json', import.meta.url));
 const protobuf = require('protobufjs');
@@ -98,14 +98,20 @@ test('decode: --help exits 0, a stray argument exits 2', T, async () => {
  * "unchanged" for a re-cast of it, replays the first answer for a repeated
  * Idempotency-Key, and records every request. closeEvery: answer every Nth
  * request with Connection: close (seed must reconnect and lose nothing).
+ * delayMs: hold each answer this long, so that seed's requests overlap and
+ * maxInFlight (requests received and not yet answered) shows how many
+ * seed keeps in flight at once.
  */
-async function fakeGateway({ closeEvery = 0 } = {}) {
+async function fakeGateway({ closeEvery = 0, delayMs = 10 } = {}) {
   const g = {
     requests: [], current: new Map(), answers: new Map(), inFlight: 0, maxInFlight: 0, replays: 0, n: 0,
   };
   g.server = http.createServer((req, res) => {
     g.inFlight++;
     g.maxInFlight = Math.max(g.maxInFlight, g.inFlight);
+    // In flight until the answer is sent (or the connection dies): 'close'
+    // fires once on the response either way.
+    res.on('close', () => { g.inFlight--; });
     const chunks = [];
     req.on('data', (d) => chunks.push(d));
     req.on('end', () => {
@@ -142,9 +148,11 @@ async function fakeGateway({ closeEvery = 0 } = {}) {
       g.n++;
       const h = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) };
       if (closeEvery && g.n % closeEvery === 0) h.connection = 'close';
-      g.inFlight--;
-      res.writeHead(status, h);
-      res.end(text);
+      setTimeout(() => {
+        if (res.destroyed) return;
+        res.writeHead(status, h);
+        res.end(text);
+      }, delayMs);
     });
   });
   g.server.keepAliveTimeout = 60000;
@@ -178,7 +186,10 @@ test('seed: the defaults are the original seed (3,000 form POSTs, 2:1, 50 at a t
     votes[new URLSearchParams(q.body.toString()).get('vote')]++;
   }
   assert.deepEqual(votes, { a: 2000, b: 1000 });
-  assert.ok(g.maxInFlight <= 50, `at most 50 in flight, saw ${g.maxInFlight}`);
+  // Each answer is held 10 ms, so 50 connections with one request each
+  // fill up: the peak is 50, never more; a little less allowed for a slow
+  // start on a loaded machine.
+  assert.ok(g.maxInFlight >= 40 && g.maxInFlight <= 50, `50 in flight at a time, saw at most ${g.maxInFlight}`);
   assert.match(r.stdout, /accepted\s+3000/);
   assert.match(r.stdout, /expected\s+default: a=2000 b=1000/);
   assert.match(r.stdout, /p99/);
@@ -195,6 +206,7 @@ test('seed --json: voters, changes and duplicates; its expected tally equals the
   assert.equal(s.sent, 4000);
   assert.equal(s.errors, 0);
   assert.equal(g.requests.length, 4000);
+  assert.ok(g.maxInFlight <= 20, `at most --concurrency 20 in flight, saw ${g.maxInFlight}`);
   assert.equal(s.accepted, 4000);
   assert.equal(s.status['202'] + (s.status['200'] || 0), 4000);
   assert.equal(s.unchanged, s.status['200'] || 0);
@@ -323,15 +335,27 @@ test('stream: --json equals the server\'s /jsz numbers; text shows the consumer 
     assert.match(r.stdout, /votes\.default=7 votes\.p2=3/);
     assert.match(r.stdout, /processor\s+6\s+1\s+0/);
 
-    // --watch refreshes until interrupted: two JSON lines in ~1.5 s.
+    // --watch refreshes until interrupted: a JSON line every second.
     const w = spawn(path.join(binDir(), 'tallyctl'), ['stream', '--json', '--watch', '1'], { env: { PATH: process.env.PATH, ...env } });
     let out = '';
+    let errOut = '';
     w.stdout.on('data', (d) => { out += d; });
-    await new Promise((res) => setTimeout(res, 1600));
+    w.stderr.on('data', (d) => { errOut += d; });
+    const closed = new Promise((res) => w.on('close', (c, sig) => res({ code: c, sig })));
+    const lines = () => out.split('\n').slice(0, -1); // complete lines only
+    try {
+      await waitFor(() => lines().length >= 2, { timeoutMs: 10000, what: `two --watch lines; stdout ${JSON.stringify(out)} stderr ${JSON.stringify(errOut)}` });
+    } catch (e) {
+      w.kill('SIGKILL');
+      await closed;
+      throw e;
+    }
     w.kill('SIGINT');
-    const code = await new Promise((res) => w.on('close', res));
-    assert.equal(code, 0);
-    assert.ok(out.trim().split('\n').length >= 2, out);
+    const { code, sig } = await closed;
+    assert.equal(code, 0, `exit on SIGINT: code ${code} signal ${sig}; ${errOut}`);
+    const got = lines();
+    assert.ok(got.length >= 2, out);
+    for (const l of got) assert.equal(JSON.parse(l).stream.messages, 10, l);
   } finally {
     await nc.close();
   }
