@@ -243,6 +243,33 @@ for (const [what, id] of [['letters', 'abc'], ['negative', '-1'], ['30 digits', 
   });
 }
 
+/** The first event (retry-only and comment blocks skipped) of a raw, possibly chunked, SSE body. */
+function firstEvent(body) {
+  // Drop chunk framing ("CF\r\n" before a chunk, "\r\n" after it); event
+  // text uses bare LF, so whatever CR LF is left is framing.
+  const text = (body || '').replace(/(^|\r\n)[0-9A-Fa-f]+\r\n/g, '').replace(/\r\n/g, '');
+  for (const block of text.split('\n\n')) {
+    const ev = {};
+    for (const line of block.split('\n')) {
+      const m = /^([a-z]+): ?(.*)$/.exec(line);
+      if (m && m[1] !== 'retry') ev[m[1]] = ev[m[1]] === undefined ? m[2] : `${ev[m[1]]}\n${m[2]}`;
+    }
+    if (Object.keys(ev).length) return ev;
+  }
+  return undefined;
+}
+
+/** Waits until the reporter's tally of the default poll is the same on two reads 500 ms apart. */
+async function settledTally(svc) {
+  let prev;
+  return waitFor(async () => {
+    const b = (await http('GET', `${svc.url}/api/v1/polls/default/tally`)).body;
+    const same = b === prev;
+    prev = b;
+    return same && b;
+  }, { timeoutMs: 15000, intervalMs: 500, what: 'the reporter tally to settle' });
+}
+
 function statusText(expect) {
   return (Array.isArray(expect) ? expect : [expect]).join(' or ');
 }
@@ -254,6 +281,12 @@ test(`${cases.length} hostile requests each get their documented answer; the gat
   const failures = [];
   for (const [i, c] of cases.entries()) {
     const svc = c.svc === GW ? gw : rep;
+    // The stream also carries a tally event whenever the tally changes, which
+    // would hide a missing first event: let the votes made so far reach the
+    // reporter (its tally unchanged for 500 ms) so that nothing but the
+    // current state can arrive in the 3 s window. Only narrows that window;
+    // a correct reporter passes without it.
+    if (c.sse) await settledTally(rep);
     const r = await raw(svc.port, c.send(), { timeoutMs: c.waitMs ?? (c.sse ? 3000 : 10000), partial: !!c.sse });
     const allowed = Array.isArray(c.expect) ? c.expect : [c.expect];
     let got;
@@ -271,9 +304,14 @@ test(`${cases.length} hostile requests each get their documented answer; the gat
       if (typeof r.json?.message !== 'string') failures.push(`#${i + 1} ${c.what}: JSON error without a message`);
     }
     if (c.sse && got === 200) {
-      const raw2 = await raw(svc.port, c.send(), { timeoutMs: 2000, partial: true });
       // Headers, then the current tally as the first event.
-      if (!/text\/event-stream/.test(raw2.headers?.['content-type'] || '')) failures.push(`#${i + 1} ${c.what}: not an event stream`);
+      if (!/text\/event-stream/.test(r.headers?.['content-type'] || '')) failures.push(`#${i + 1} ${c.what}: not an event stream`);
+      const first = firstEvent(r.body);
+      let data;
+      try { data = JSON.parse(first?.data); } catch { data = undefined; }
+      if (first?.event !== 'tally' || !first.id || data?.poll !== 'default' || !Array.isArray(data.options) || typeof data.total !== 'number') {
+        failures.push(`#${i + 1} ${c.what}: the first event is not the current tally: ${JSON.stringify((r.body || '').slice(0, 300))}`);
+      }
     }
     if (c.publishes) {
       published++;
@@ -315,10 +353,16 @@ test('cookies cannot inject headers: a bad voter_id is replaced, never reflected
       const headers = { Cookie: cookie };
       if (body) headers['Content-Type'] = 'application/x-www-form-urlencoded';
       const r = await raw(gw.port, req(method, '/', { headers, body }));
-      // A bare CR inside a header line is a protocol error for MHD; otherwise
-      // the page comes back with a fresh id.
-      if (r.status === 400 || r.closed) continue;
-      assert.equal(r.status, 200, `${method} with Cookie ${JSON.stringify(cookie)}: ${r.status}`);
+      // A bare CR inside a header line is a protocol error for some
+      // libmicrohttpd versions (400, or the connection dropped); that one
+      // case may be refused. Every other cookie gets the page with a fresh id.
+      const what = `${method} with Cookie ${JSON.stringify(cookie)}`;
+      if (cookie.includes('\r') && (r.status === 400 || (r.closed && r.status === undefined))) {
+        assert.ok(!r.rawHeaders?.some(([k]) => k === 'x-evil' || k === 'set-cookie'), `${what}: refused, nothing set`);
+        continue;
+      }
+      assert.ok(!r.timedOut, `${what}: no answer within 5 s`);
+      assert.equal(r.status, 200, `${what}: ${r.status}${r.closed ? ' (connection closed)' : ''}`);
       const set = r.rawHeaders.filter(([k]) => k === 'set-cookie').map(([, v]) => v);
       assert.equal(set.length, 1, `one Set-Cookie: ${JSON.stringify(set)}`);
       // A fresh random id, or the cookie's value once libmicrohttpd took off
@@ -429,15 +473,23 @@ test('MAX_CONNECTIONS_PER_IP: one address past the limit is closed at once; it i
     });
     // The harness's fetch may keep one more connection of its own open.
     for (let i = 0; i < 6; i++) socks.push(await open());
-    await sleep(300);
-    const held = socks.filter((s) => !s.closedAt).length;
-    assert.ok(held >= 3 && held <= 4, `${held} of 6 idle connections held (limit 4)`);
+    // Wait for the server to close the extra ones (later on a busy machine).
+    const heldNow = () => socks.filter((s) => !s.closedAt).length;
+    await waitFor(() => heldNow() <= 4, { timeoutMs: 10000, what: 'the connections past the limit closed' }).catch(() => {});
+    const held = heldNow();
+    assert.ok(held >= 3 && held <= 4, `${held} of 6 idle connections held after up to 10 s (limit 4)`);
     const over = await raw(g.port, req('GET', '/healthz'), { timeoutMs: 3000 });
     assert.ok(over.closed && over.status === undefined && over.ms < 2000, `one more is closed at once: ${JSON.stringify(over)}`);
+    assert.ok(heldNow() >= 3, `the ones within the limit are still held: ${heldNow()}`);
     for (const s of socks) s.destroy();
-    await sleep(300);
-    const again = await raw(g.port, req('GET', '/healthz'), { timeoutMs: 3000 });
-    assert.equal(again.status, 200, 'served again once the idle ones are gone');
+    // The server sees the closes a little later on a busy machine: until
+    // then a new connection is still one too many and is closed; retry.
+    let again;
+    await waitFor(async () => {
+      again = await raw(g.port, req('GET', '/healthz'), { timeoutMs: 3000 });
+      return again.status === 200;
+    }, { timeoutMs: 10000, intervalMs: 100, what: 'served again' }).catch(() => {});
+    assert.equal(again.status, 200, `served again within 10 s once the idle ones are gone: ${JSON.stringify(again)}`);
   } finally {
     for (const s of socks) s.destroy();
     assert.equal(await g.stop('SIGTERM'), 0);
