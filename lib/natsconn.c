@@ -51,20 +51,40 @@ natsconn_on_error(natsConnection *nc, natsSubscription *sub, natsStatus err,
 	log_warn("nats: asynchronous error: %s", natsStatus_GetText(err));
 }
 
-/* Copies url into out with any "user:password@" replaced by "***@", so
- * that credentials given in NATS_URL never reach a log line. */
-static void
+void
 natsconn_redact(const char *url, char *out, size_t cap)
 {
-	const char *scheme = strstr(url, "://");
-	const char *start = scheme != NULL ? scheme + 3 : url;
-	const char *at = strchr(start, '@');
-	const char *slash = strchr(start, '/');
+	size_t n = 0;
 
-	if (at != NULL && (slash == NULL || at < slash))
-		snprintf(out, cap, "%.*s***%s", (int)(start - url), url, at);
-	else
-		snprintf(out, cap, "%s", url);
+	if (cap == 0)
+		return;
+	out[0] = '\0';
+	for (const char *p = url;;) {
+		size_t len = strcspn(p, ","), host = 0, at = len;
+		int k;
+
+		for (size_t i = 0; i + 2 < len; i++)
+			if (p[i] == ':' && p[i + 1] == '/' && p[i + 2] == '/') {
+				host = i + 3;
+				break;
+			}
+		/* The last '@' before the path: a password may hold one. */
+		for (size_t i = host; i < len && p[i] != '/'; i++)
+			if (p[i] == '@')
+				at = i;
+		if (at < len)
+			k = snprintf(out + n, cap - n, "%.*s***%.*s", (int)host,
+			    p, (int)(len - at), p + at);
+		else
+			k = snprintf(out + n, cap - n, "%.*s", (int)len, p);
+		if (k < 0 || (size_t)k >= cap - n || p[len] == '\0' ||
+		    n + (size_t)k + 1 >= cap)
+			return; /* done, or cut short (never inside a secret) */
+		n += (size_t)k;
+		out[n++] = ',';
+		out[n] = '\0';
+		p += len + 1;
+	}
 }
 
 struct natsconn_config

@@ -55,6 +55,11 @@ struct natsconn_settings {
 
 /* A connection config borrowing s's strings; name (borrowed) is shown by
  * the server as the connection's name. */
+/* Copies url (NATS_URL: one server URL or several, comma-separated) into
+ * out with every "user:password@" replaced by "***@", so that credentials
+ * never reach a log line or an error message. */
+void natsconn_redact(const char *url, char *out, size_t cap);
+
 struct natsconn_config natsconn_config_of(const struct natsconn_settings *s,
     const char *name);
 

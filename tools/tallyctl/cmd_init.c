@@ -46,8 +46,11 @@ init_streams(const struct init_config *cfg)
 	for (int i = 0; i < 50 && !natsconn_connected(nc); i++)
 		nats_Sleep(100);
 	if (!natsconn_connected(nc)) {
+		char url[512];
+
+		natsconn_redact(cfg->nats.url, url, sizeof(url));
 		fprintf(stderr, "tallyctl init: NATS at %s is unavailable\n",
-		    cfg->nats.url);
+		    url);
 		goto out;
 	}
 	if (natsconn_stream_ensure(js, cfg->nats.stream_replicas) != 0 ||

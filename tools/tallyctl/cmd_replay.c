@@ -230,8 +230,11 @@ cmd_replay(int argc, char **argv)
 	for (int i = 0; i < 50 && !natsconn_connected(nc); i++)
 		nats_Sleep(100);
 	if (!natsconn_connected(nc)) {
+		char url[512];
+
+		natsconn_redact(cfg.nats.url, url, sizeof(url));
 		fprintf(stderr, "tallyctl replay: NATS at %s is unavailable\n",
-		    cfg.nats.url);
+		    url);
 		status = CMD_EXIT_UNAVAILABLE;
 		goto out;
 	}

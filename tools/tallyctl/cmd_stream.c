@@ -346,6 +346,7 @@ cmd_stream(int argc, char **argv)
 	natsConnection *nc = NULL;
 	jsCtx *js = NULL;
 	int64_t waited = 0;
+	char url[512];
 	int r, rc;
 
 	memset(&o, 0, sizeof(o));
@@ -365,10 +366,11 @@ cmd_stream(int argc, char **argv)
 	if (getenv("LOG_LEVEL") == NULL)
 		log_init("tallyctl", LOG_LEVEL_ERROR);
 	sig_init();
+	natsconn_redact(nc_cfg.url, url, sizeof(url));
 	if (natsconn_open(&nc_cfg, NULL, &nc, &js) != 0) {
 		fprintf(stderr, "tallyctl stream: cannot use NATS_URL \"%s\" "
 		    "(see the line above); set NATS_URL and the NATS_* login "
-		    "variables\n", nc_cfg.url);
+		    "variables\n", url);
 		return CMD_EXIT_CONFIG;
 	}
 	/* natsconn keeps retrying in the background; a one-shot tool waits
@@ -381,7 +383,7 @@ cmd_stream(int argc, char **argv)
 	if (!natsconn_connected(nc)) {
 		fprintf(stderr, "tallyctl stream: cannot reach NATS at %s: is "
 		    "nats-server running (with -js)? Set NATS_URL to where it "
-		    "listens.\n", nc_cfg.url);
+		    "listens.\n", url);
 		natsconn_close(nc, js, 0);
 		return CMD_EXIT_UNAVAILABLE;
 	}
