@@ -134,6 +134,15 @@ test('replay --reset rebuilds a database equal to the live one; --from-seq and -
     assert.equal((await stack.tallyctl(['replay', '--reset', '--from-seq', '5'])).code, 2);
     assert.equal((await stack.tallyctl(['replay', '--since', 'yesterday'])).code, 2);
     assert.equal((await stack.tallyctl(['replay', '--from-seq', '0'])).code, 2);
+    // Out of range or signed: refused, never read as 2^64-1 ("nothing to
+    // replay", exit 0); impossible dates and ages past 100 years too.
+    for (const bad of [['--from-seq', '99999999999999999999'], ['--from-seq', ' -1'], ['--from-seq', '9223372036854775808'],
+      ['--since', '200000d'], ['--since', '2026-02-31T00:00:00Z'], ['--since', '2023-02-29T00:00:00Z'],
+      ['--since', '2026-11-29T-1:00:00Z'], ['--since', '-5m']]) {
+      const r = await stack.tallyctl(['replay', ...bad]);
+      assert.equal(r.code, 2, `${bad.join(' ')}: ${r.stdout} ${r.stderr}`);
+      assert.match(r.stderr, /is not a sequence|is neither/);
+    }
   } catch (e) { dumpLogs(stack); throw e; } finally {
     await p.stop('SIGTERM');
   }

@@ -20,6 +20,8 @@ test_time(void)
 		{1714564800123, "2024-05-01T12:00:00.123Z"},
 		{-1, "1969-12-31T23:59:59.999Z"},
 		{951782400000, "2000-02-29T00:00:00.000Z"},
+		{-1000, "1969-12-31T23:59:59.000Z"},
+		{-1001, "1969-12-31T23:59:58.999Z"},
 	};
 	char out[40];
 
@@ -28,6 +30,8 @@ test_time(void)
 		CHECK_STR(out, cases[i].want);
 	}
 	CHECK(vote_json_time(INT64_MAX, out, sizeof(out)) == -1);
+	/* No overflow on the way (UBSan in the sanitizer build). */
+	CHECK(vote_json_time(INT64_MIN, out, sizeof(out)) == -1);
 }
 
 static void

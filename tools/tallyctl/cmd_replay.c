@@ -7,6 +7,8 @@
  * to stdout.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -78,17 +80,24 @@ replay_parse_since(const char *s, int64_t *out_ns)
 	char unit;
 	long long n;
 
+	static const int month_days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30,
+	    31, 30, 31};
+
 	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &y, &mo, &d, &h, &mi,
 	    &sec, &used) == 6 && used == (int)strlen(s)) {
-		if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
-		    mi > 59 || sec > 60 || y < 1970)
+		if (mo < 1 || mo > 12 || d < 1 || d > month_days[mo - 1] ||
+		    (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 ||
+		    y % 400 == 0))) || h < 0 || h > 23 || mi < 0 || mi > 59 ||
+		    sec < 0 || sec > 60 || y < 1970)
 			return -1;
 		*out_ns = ((replay_days_from_civil(y, mo, d) * 86400 +
 		    h * 3600 + mi * 60 + sec)) * 1000000000LL;
 		return 0;
 	}
-	if (sscanf(s, "%lld%c%n", &n, &unit, &used) == 2 &&
-	    used == (int)strlen(s) && n >= 0) {
+	/* An age: at most 100 years back, so that no product overflows. */
+	if (isdigit((unsigned char)s[0]) &&
+	    sscanf(s, "%lld%c%n", &n, &unit, &used) == 2 &&
+	    used == (int)strlen(s) && n >= 0 && n <= 100LL * 366 * 86400) {
 		struct timespec now;
 		int64_t mult;
 
@@ -99,6 +108,8 @@ replay_parse_since(const char *s, int64_t *out_ns)
 		case 'd': mult = 86400; break;
 		default: return -1;
 		}
+		if (n > 100LL * 366 * 86400 / mult)
+			return -1;
 		clock_gettime(CLOCK_REALTIME, &now);
 		*out_ns = ((int64_t)now.tv_sec - n * mult) * 1000000000LL +
 		    now.tv_nsec;
@@ -170,9 +181,14 @@ replay_parse_args(int *argc, char **argv, struct replay_config *rc,
 		}
 		if (strncmp(a, "--from-seq", 10) == 0) {
 			char *end;
-			unsigned long long n = strtoull(v, &end, 10);
+			unsigned long long n;
 
-			if (*v == '\0' || *end != '\0' || n == 0 || *v == '-') {
+			errno = 0;
+			n = strtoull(v, &end, 10);
+			/* strtoull takes leading blanks and a sign ("-1" is
+			 * 2^64-1): digits only, and in range. */
+			if (!isdigit((unsigned char)*v) || *end != '\0' ||
+			    n == 0 || errno == ERANGE || n > INT64_MAX) {
 				fprintf(stderr, "tallyctl replay: --from-seq "
 				    "\"%s\" is not a sequence (1, 2, ...)\n", v);
 				return -1;

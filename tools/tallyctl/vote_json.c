@@ -11,12 +11,15 @@
 int
 vote_json_time(int64_t ms, char *out, size_t cap)
 {
-	/* Floor division, so that -1 ms is 23:59:59.999 of the day before. */
-	time_t sec = (time_t)(ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000));
-	int frac = (int)(ms - (int64_t)sec * 1000);
+	/* Floor division, so that -1 ms is 23:59:59.999 of the day before
+	 * (written so that no step overflows, INT64_MIN included). */
+	int frac = (int)(ms % 1000);
+	time_t sec = (time_t)(ms / 1000 - (frac < 0 ? 1 : 0));
 	struct tm tm;
 	size_t n;
 
+	if (frac < 0)
+		frac += 1000;
 	if (gmtime_r(&sec, &tm) == NULL || tm.tm_year + 1900 > 9999 ||
 	    tm.tm_year + 1900 < 0)
 		return -1;
