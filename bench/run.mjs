@@ -438,8 +438,13 @@ function seedArgs(url, { rate = 0, duration = opts.duration } = {}) {
 function seedSummary(r, what) {
   let s;
   try { s = lastJson(r.stdout); } catch (e) { throw new Error(`${what}: tallyctl seed exit ${r.code}: ${e.message}\n${r.stderr.slice(-2000)}`); }
+  // unsent: casts due (open loop) or owed (--votes) that seed never sent; null
+  // when a closed --duration run gave up (not countable). latency_ms holds
+  // the 2xx answers only.
+  const unsent = s.unsent ?? NaN;
   return {
-    sent: s.sent, accepted: s.accepted, unchanged: s.unchanged, errors: s.errors, status: s.status,
+    sent: s.sent, unsent, offered: s.sent + unsent, gave_up: s.gave_up === true,
+    accepted: s.accepted, unchanged: s.unchanged, errors: s.errors, status: s.status,
     elapsed_s: s.elapsed_s, votes_per_s: s.votes_per_s, accepted_per_s: s.accepted / s.elapsed_s,
     latency_ms: s.latency_ms, cost: r.cost,
   };
@@ -527,7 +532,7 @@ async function phaseGateway() {
       log(`  rep ${i + 1}: ceiling ${fmt0(ceiling.seed.accepted_per_s)}/s`);
       const gw = await pipelineRun(p, { tag: `g${i}` });
       const ratio = gw.seed.accepted_per_s / ceiling.seed.accepted_per_s;
-      log(`  rep ${i + 1}: gateway ${fmt0(gw.seed.accepted_per_s)}/s (ratio ${fmt2(ratio)}), p99 ${fmt2(gw.seed.latency_ms.p99)} ms, lag max ${gw.lag_max}, drained ${fmt(gw.drain_after_s)} s after`);
+      log(`  rep ${i + 1}: gateway ${fmt0(gw.seed.accepted_per_s)}/s (ratio ${fmt2(ratio)}), p99 ${fmt2(gw.seed.latency_ms.p99)} ms, lag max ${gw.lag_max}, drained ${fmt(gw.drain_after_s)} s after${gw.seed.gave_up ? ', SEED GAVE UP (gateway took no connections)' : ''}`);
       reps.push({ ceiling, gateway: gw, ratio });
     }
   } catch (e) {
@@ -548,7 +553,7 @@ async function phaseLatency() {
       const runs = [];
       for (let i = 0; i < opts.reps; i++) {
         const r = await pipelineRun(p, { rate, tag: `o${rate}-${i}` });
-        log(`  ${rate}/s rep ${i + 1}: accepted ${fmt0(r.seed.accepted_per_s)}/s, accept p99 ${fmt2(r.seed.latency_ms.p99)} ms, cast->tally p99 ${fmt(r.cast.p99_ms)} ms, lag max ${r.lag_max}`);
+        log(`  ${rate}/s rep ${i + 1}: accepted ${fmt0(r.seed.accepted_per_s)}/s, unsent ${fmt0(r.seed.unsent)} of ${fmt0(r.seed.offered)}, accept p99 ${fmt2(r.seed.latency_ms.p99)} ms, cast->tally p99 ${fmt(r.cast.p99_ms)} ms, lag max ${r.lag_max}${r.seed.gave_up ? ', SEED GAVE UP' : ''}`);
         runs.push(r);
       }
       byRate.push({ rate, runs });
@@ -809,6 +814,7 @@ function report(plots) {
   const sseAll = sse ? sse.rounds.every((r) => r.reached === sse.clients) : undefined;
   const l40p99 = l40 ? median(l40.runs.map((r) => r.seed.latency_ms.p99)) : NaN;
   const l40rate = l40 ? median(l40.runs.map((r) => r.seed.accepted_per_s)) : NaN;
+  const l40unsent = l40 ? median(l40.runs.map((r) => r.seed.unsent)) : NaN;
   const l10cast = l10 ? median(l10.runs.map((r) => r.cast.p99_ms)) : NaN;
   // Kept up: the lag at the end is small, it does not trend upwards (by
   // more than 1 % of the rate), and it clears once the load stops.
@@ -822,7 +828,8 @@ function report(plots) {
   L.push(targetRow('accepted votes/s, closed loop, each after its PubAck', '≥ 40,000', fmt0(gwRate), gw.length ? gwRate >= 40000 : undefined,
     gw.length ? `processor kept up: ${bounded(gw.map((r) => r.gateway)) ? 'yes' : 'no'} (lag at end ${gw.map((r) => fmt0(r.gateway.lag_end)).join(', ')}; lag trend ${gw.map((r) => fmt(r.gateway.lag_slope_per_s)).join(', ')} votes/s; drained ${gw.map((r) => fmt(r.gateway.drain_after_s)).join(', ')} s after the load stopped)` : ''));
   L.push(targetRow(`p99 accept at ${l40 ? l40.rate : 'n/a'} votes/s (open loop)`, '< 10 ms', `${fmt2(l40p99)} ms at ${fmt0(l40rate)} accepted/s`,
-    l40 ? l40p99 < 10 && l40rate >= 0.97 * l40.rate : undefined, l40 && l40rate < 0.97 * l40.rate ? 'the offered rate was not reached' : ''));
+    l40 ? l40p99 < 10 && l40rate >= 0.97 * l40.rate : undefined,
+    l40 && l40rate < 0.97 * l40.rate ? `the offered rate was not reached (median ${fmt0(l40unsent)} casts due but never sent)` : ''));
   L.push(targetRow(`p99 cast → tally at ${l10 ? l10.rate : 'n/a'} votes/s`, '< 100 ms', `${fmt(l10cast)} ms`, l10 ? l10cast < 100 : undefined,
     'probe votes on a quiet poll, seen on the reporter\'s SSE stream'));
   L.push(targetRow('gateway / HTTP ceiling (same client, same concurrency)', '≥ 0.35', fmt2(ratio), gw.length ? ratio >= 0.35 : undefined,
@@ -852,24 +859,28 @@ function report(plots) {
     }
     L.push(`| **median** | ${fmt0(median(gw.map((r) => r.ceiling.seed.accepted_per_s)))} | ${fmt0(gwRate)} | ${fmt2(ratio)} | ${fmt2(median(gw.map((r) => r.gateway.seed.latency_ms.p50)))} / ${fmt2(median(gw.map((r) => r.gateway.seed.latency_ms.p99)))} / | ${fmt(median(gw.map((r) => r.gateway.cast.p50_ms)))} / ${fmt(median(gw.map((r) => r.gateway.cast.p99_ms)))} | ${fmt(median(gw.map((r) => r.gateway.cast.after_ack_p50_ms)))} / ${fmt(median(gw.map((r) => r.gateway.cast.after_ack_p99_ms)))} | | |`, '');
     const statuses = gw.map((r) => JSON.stringify(r.gateway.seed.status)).join('; ');
-    L.push(`Answers by status per rep: ${statuses}. Transport errors: ${gw.map((r) => r.gateway.seed.errors).join(', ')}.`, '');
+    const gaveUp = gw.flatMap((r, i) => (r.gateway.seed.gave_up ? [i + 1] : []));
+    L.push(`Answers by status per rep: ${statuses}. Transport errors: ${gw.map((r) => r.gateway.seed.errors).join(', ')}.` +
+      (gaveUp.length ? ` **The load generator gave up** (the gateway took no connections) in rep ${gaveUp.join(', ')}: those runs were cut short.` : ''), '');
     L.push('CPU and memory, first repetition (gateway run; CPU seconds over the run):', '', procTable(gw[0].gateway.procs), '');
     L.push('HTTP ceiling run, first repetition:', '', procTable(gw[0].ceiling.procs), '');
   }
 
   if (lat.length) {
     L.push('## Open loop: latency at a fixed rate', '');
-    L.push('`tallyctl seed --rate R` (same voters and polls): latency counts from each cast\'s due time, so a stall shows up in full. ' +
+    L.push('`tallyctl seed --rate R` (same voters and polls): latency counts from each cast\'s due time, so a stall shows up in full; it counts the 2xx answers only. ' +
+      'unsent: casts due before the end that the generator never sent, because every connection was still waiting for an answer; they are in no latency figure, ' +
+      'so a non-zero count means the offered rate was not applied in full and the percentiles understate the wait. ' +
       'cast → tally: a probe vote every 200 ms on the quiet poll `probe`, timed from sending the POST to the new total arriving on the reporter\'s event stream; ' +
       '2xx → tally: from its 2xx answer to the same event (processor, PostgreSQL, NOTIFY and reporter only).', '');
-    L.push('| offered/s | rep | accepted/s | accept p50 / p99 / p99.9 / max ms | cast→tally p50 / p99 / max ms (seen/sent) | 2xx→tally p50 / p99 ms | lag max / at end | drained after |',
-      '| ---: | --- | ---: | --- | --- | --- | --- | ---: |');
+    L.push('| offered/s | rep | accepted/s | unsent / offered | accept p50 / p99 / p99.9 / max ms | cast→tally p50 / p99 / max ms (seen/sent) | 2xx→tally p50 / p99 ms | lag max / at end | drained after |',
+      '| ---: | --- | ---: | ---: | --- | --- | --- | --- | ---: |');
     for (const g of lat) {
       for (const [i, r] of g.runs.entries()) {
         const l = r.seed.latency_ms;
-        L.push(`| ${fmt0(g.rate)} | ${i + 1} | ${fmt0(r.seed.accepted_per_s)} | ${fmt2(l.p50)} / ${fmt2(l.p99)} / ${fmt2(l.p999)} / ${fmt(l.max)} | ${fmt(r.cast.p50_ms)} / ${fmt(r.cast.p99_ms)} / ${fmt(r.cast.max_ms)} (${r.cast.seen}/${r.cast.probes}) | ${fmt(r.cast.after_ack_p50_ms)} / ${fmt(r.cast.after_ack_p99_ms)} | ${fmt0(r.lag_max)} / ${fmt0(r.lag_end)} | ${fmt(r.drain_after_s)} s |`);
+        L.push(`| ${fmt0(g.rate)} | ${i + 1} | ${fmt0(r.seed.accepted_per_s)} | ${fmt0(r.seed.unsent)} / ${fmt0(r.seed.offered)}${r.seed.gave_up ? ' (gave up)' : ''} | ${fmt2(l.p50)} / ${fmt2(l.p99)} / ${fmt2(l.p999)} / ${fmt(l.max)} | ${fmt(r.cast.p50_ms)} / ${fmt(r.cast.p99_ms)} / ${fmt(r.cast.max_ms)} (${r.cast.seen}/${r.cast.probes}) | ${fmt(r.cast.after_ack_p50_ms)} / ${fmt(r.cast.after_ack_p99_ms)} | ${fmt0(r.lag_max)} / ${fmt0(r.lag_end)} | ${fmt(r.drain_after_s)} s |`);
       }
-      L.push(`| ${fmt0(g.rate)} | **median** | ${fmt0(median(g.runs.map((r) => r.seed.accepted_per_s)))} | – / ${fmt2(median(g.runs.map((r) => r.seed.latency_ms.p99)))} / – / – | – / ${fmt(median(g.runs.map((r) => r.cast.p99_ms)))} / – | – / ${fmt(median(g.runs.map((r) => r.cast.after_ack_p99_ms)))} | | |`);
+      L.push(`| ${fmt0(g.rate)} | **median** | ${fmt0(median(g.runs.map((r) => r.seed.accepted_per_s)))} | ${fmt0(median(g.runs.map((r) => r.seed.unsent)))} / – | – / ${fmt2(median(g.runs.map((r) => r.seed.latency_ms.p99)))} / – / – | – / ${fmt(median(g.runs.map((r) => r.cast.p99_ms)))} / – | – / ${fmt(median(g.runs.map((r) => r.cast.after_ack_p99_ms)))} | | |`);
     }
     L.push('');
     const last = lat[lat.length - 1].runs[0];

@@ -6,6 +6,7 @@ import { test, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import http from 'node:http';
+import net from 'node:net';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { startStack, dumpLogs, binDir, repoRoot, freePort, waitFor } from './harness.mjs';
@@ -102,9 +103,9 @@ test('decode: --help exits 0, a stray argument exits 2', T, async () => {
  * maxInFlight (requests received and not yet answered) shows how many
  * seed keeps in flight at once.
  */
-async function fakeGateway({ closeEvery = 0, delayMs = 10 } = {}) {
+async function fakeGateway({ closeEvery = 0, delayMs = 10, reject = null, dieAfter = 0 } = {}) {
   const g = {
-    requests: [], current: new Map(), answers: new Map(), inFlight: 0, maxInFlight: 0, replays: 0, n: 0,
+    requests: [], current: new Map(), answers: new Map(), inFlight: 0, maxInFlight: 0, replays: 0, n: 0, dead: false,
   };
   g.server = http.createServer((req, res) => {
     g.inFlight++;
@@ -133,6 +134,22 @@ async function fakeGateway({ closeEvery = 0, delayMs = 10 } = {}) {
         voter = /voter_id=([^;]+)/.exec(req.headers.cookie || '')?.[1] ?? `new-${g.requests.length}`;
         poll = 'default';
       }
+      // reject(n): answer the nth request (from 1) with an immediate 503,
+      // as a gateway without NATS does; it changes nothing.
+      if (reject && reject(g.requests.length)) {
+        res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' });
+        res.end('{"error":"unavailable"}');
+        return;
+      }
+      // dieAfter: a restart or drain - stop listening (new connections are
+      // refused) and close every kept-alive connection after its answer.
+      // net's close, not http's: that one also drops idle connections at
+      // once, racing seed's next request on them (an error, not the quiet
+      // give-up this stands for).
+      if (dieAfter && g.n >= dieAfter && !g.dead) {
+        g.dead = true;
+        net.Server.prototype.close.call(g.server);
+      }
       const key = req.headers['idempotency-key'];
       let status; let text;
       if (key && g.answers.has(key)) {
@@ -147,7 +164,7 @@ async function fakeGateway({ closeEvery = 0, delayMs = 10 } = {}) {
       if (key && !g.answers.has(key)) g.answers.set(key, [status, text]);
       g.n++;
       const h = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) };
-      if (closeEvery && g.n % closeEvery === 0) h.connection = 'close';
+      if ((closeEvery && g.n % closeEvery === 0) || g.dead) h.connection = 'close';
       setTimeout(() => {
         if (res.destroyed) return;
         res.writeHead(status, h);
@@ -167,7 +184,7 @@ async function fakeGateway({ closeEvery = 0, delayMs = 10 } = {}) {
     }
     return t;
   };
-  g.close = () => new Promise((r) => { g.server.closeAllConnections(); g.server.close(r); });
+  g.close = () => new Promise((r) => { g.server.closeAllConnections(); g.server.close(() => r()); });
   return g;
 }
 
@@ -251,6 +268,75 @@ test('seed --duration and --rate: an open loop keeps roughly its rate', T, async
   // 300 due in 1.5 s; generous bounds, the machine is shared.
   assert.ok(s.sent >= 250 && s.sent <= 301, `sent ${s.sent}`);
   assert.equal(s.sent, g.requests.length);
+  // Every cast due before the end was sent, or is counted as unsent.
+  assert.ok(Math.abs(s.sent + s.unsent - 300) <= 1, `sent ${s.sent} + unsent ${s.unsent}, 300 due`);
+  assert.equal(s.gave_up, false);
+});
+
+test('seed --rate: casts due but never sent (all connections busy) are counted, not dropped', T, async (t) => {
+  // 2 connections, 100 ms per answer: at most ~20 of the 200 due casts go out.
+  const g = await fakeGateway({ delayMs: 100 });
+  t.after(g.close);
+  const args = ['seed', '--url', g.url, '--api', 'json', '--rate', '200', '--duration', '1', '--concurrency', '2', '--quiet'];
+  let r = await ctl([...args, '--json']);
+  assert.equal(r.code, 0, `falling behind is a measurement, not a failure: ${r.stderr}`);
+  const s = JSON.parse(r.stdout);
+  assert.ok(s.sent >= 2 && s.sent <= 40, `sent ${s.sent}`);
+  assert.ok(Math.abs(s.sent + s.unsent - 200) <= 1, `sent ${s.sent} + unsent ${s.unsent}, 200 due`);
+  r = await ctl(args);
+  assert.equal(r.code, 0, r.stderr);
+  const m = /unsent\s+(\d+) \(due/.exec(r.stdout);
+  assert.ok(m && Number(m[1]) > 100, r.stdout);
+});
+
+test('seed: latency percentiles count 2xx answers only, not fast 503s', T, async (t) => {
+  // Three answers in four are an immediate 503; the 2xx ones take 40 ms.
+  const g = await fakeGateway({ delayMs: 40, reject: (n) => n % 4 !== 0 });
+  t.after(g.close);
+  const r = await ctl(['seed', '--url', g.url, '--api', 'json', '--votes', '400', '--concurrency', '4', '--json', '--quiet']);
+  assert.equal(r.code, 0, r.stderr);
+  const s = JSON.parse(r.stdout);
+  assert.equal(s.status['503'], 300);
+  assert.equal(s.accepted, 100);
+  assert.ok(s.latency_ms.p50 >= 39, `p50 ${s.latency_ms.p50} ms: the 503s are in it`);
+  assert.deepEqual(s.expected, g.tally());
+});
+
+test('seed: a gateway that stops taking connections mid-run: seed gives up, counts the unsent casts, exits 1', T, async (t) => {
+  for (const json of [true, false]) {
+    const g = await fakeGateway({ dieAfter: 200 });
+    t.after(g.close);
+    const args = ['seed', '--url', g.url, '--api', 'json', '--votes', '3000', '--concurrency', '5', '--timeout', '1', '--quiet'];
+    const r = await ctl(json ? [...args, '--json'] : args);
+    assert.equal(r.code, 1, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stderr, /gave up/);
+    assert.match(r.stderr, /casts? not sent/);
+    if (json) {
+      const s = JSON.parse(r.stdout);
+      assert.equal(s.gave_up, true);
+      assert.ok(s.sent >= 200 && s.sent < 3000, `sent ${s.sent}`);
+      assert.equal(s.sent + s.unsent, 3000);
+    } else {
+      assert.match(r.stdout, /unsent\s+[1-9]\d* \(gave up/);
+    }
+  }
+});
+
+test('seed --api form: "unchanged" is n/a (the page does not say), not 0', T, async (t) => {
+  const g = await fakeGateway();
+  t.after(g.close);
+  // A pool of voters with cookies, so some casts repeat a voter's option.
+  const args = ['seed', '--url', g.url, '--poll', 'default', '--votes', '300', '--voters', '50', '--concurrency', '5', '--quiet'];
+  let r = await ctl(args);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /unchanged n\/a/);
+  r = await ctl([...args, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).unchanged, null);
+  // The JSON API's answer says it: counted there.
+  r = await ctl(['seed', '--url', g.url, '--api', 'json', '--votes', '300', '--voters', '50', '--concurrency', '5', '--quiet', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(JSON.parse(r.stdout).unchanged > 0, r.stdout);
 });
 
 test('seed: nothing listening exits 69 and says what to do; bad options exit 2', T, async () => {
@@ -259,11 +345,15 @@ test('seed: nothing listening exits 69 and says what to do; bad options exit 2',
   assert.equal(r.code, 69, r.stderr);
   assert.match(r.stderr, /cannot reach the gateway at .*is tally-gateway running\?/);
   for (const args of [['--votes', 'x'], ['--api', 'xml'], ['--url', 'https://x/'], ['--split', '1:2:3'],
-    ['--voters', '10', '--concurrency', '50'], ['--polls', 'a,b'], ['--bogus']]) {
+    ['--voters', '10', '--concurrency', '50'], ['--polls', 'a,b'], ['--bogus'],
+    ['--poll', 'p9'], ['--api', 'form', '--poll', 'p9']]) {
     r = await ctl(['seed', ...args]);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, /tallyctl seed: /);
   }
+  // Form votes land in the gateway's default poll: no other label.
+  r = await ctl(['seed', '--api', 'form', '--poll', 'p9']);
+  assert.match(r.stderr, /form API votes in the gateway's default poll/);
   r = await ctl(['seed', '--help']);
   assert.equal(r.code, 0);
   assert.match(r.stdout, /--change-share/);

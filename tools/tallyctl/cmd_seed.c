@@ -34,6 +34,7 @@
 
 #include "cmd.h"
 #include "codec.h"
+#include "polls.h"
 #include "seed_args.h"
 #include "seed_hist.h"
 #include "seed_http.h"
@@ -137,10 +138,12 @@ struct seed_worker {
 	uint64_t status[SEED_STATUS_MAX];
 	uint64_t unchanged, errors, uncertain, dup_sent, change_sent;
 	uint64_t connect_failures, answers;
+	uint64_t unsent;       /* due (or owed by --votes) but never sent */
 	int last_errno;
 	_Atomic uint64_t p_sent, p_done, p_err; /* read by the progress line */
 	_Atomic bool finished;
 	bool failed;           /* could not start (no memory, no epoll) */
+	bool gave_up;          /* stopped early: no connection to the gateway */
 	uint64_t progress_ns;  /* last connect or answer */
 };
 
@@ -435,11 +438,15 @@ seed_cast_done(struct seed_worker *w, struct seed_conn *conn,
 	struct seed_cast *c = &conn->cast;
 
 	w->progress_ns = now;
-	seed_hist_record(&w->hist, (now - conn->t0_ns) / 1000);
 	w->status[resp->status]++;
 	w->answers++;
 	if (resp->status >= 200 && resp->status < 300) {
-		if (resp->unchanged)
+		/* The percentiles are the accept's: a quick 503 or 422 must
+		 * not make them look better (status[] counts those). */
+		seed_hist_record(&w->hist, (now - conn->t0_ns) / 1000);
+		/* The form's answer is the same page either way: only the
+		 * API's body says "unchanged". */
+		if (resp->unchanged && w->cfg->api != SEED_API_FORM)
 			w->unchanged++;
 		if (!c->dup) {
 			*seed_state(w, c->poll, c->voter) = (int8_t)c->option;
@@ -614,6 +621,49 @@ seed_due_ns(const struct seed_worker *w, uint64_t now)
 	return w->start_ns + (uint64_t)((double)w->issued * w->interval_ns);
 }
 
+/* Open loop: how many casts fall due before t_ns (cast k is due at
+ * start + k * interval), at most the quota. */
+static uint64_t
+seed_due_before(const struct seed_worker *w, uint64_t t_ns)
+{
+	double x;
+	uint64_t n;
+
+	if (t_ns <= w->start_ns)
+		return 0;
+	x = (double)(t_ns - w->start_ns) / w->interval_ns;
+	if (x >= (double)w->quota)
+		return w->quota;
+	n = (uint64_t)x;
+	return (double)n < x ? n + 1 : n;
+}
+
+/*
+ * The casts this worker owed but never sent, once it has stopped at stop_ns
+ * (end_ns: the end of --duration, 0 if none). An open loop owes every cast
+ * due before it stopped, or, if it gave up, every cast due before the end:
+ * without this count a run that fell behind would hide them (coordinated
+ * omission). A closed loop owes nothing when it stops on time; when it gave
+ * up it owes the rest of --votes, and with --duration only the number is
+ * unknown, so 0 here and gave_up tells.
+ */
+static uint64_t
+seed_unsent(const struct seed_worker *w, uint64_t stop_ns, uint64_t end_ns)
+{
+	uint64_t owed = w->issued;
+
+	if (w->cfg->rate > 0) {
+		if (!w->gave_up)
+			owed = seed_due_before(w, stop_ns);
+		else if (end_ns != 0)
+			owed = seed_due_before(w, end_ns);
+		else
+			owed = w->quota;
+	} else if (w->gave_up && w->quota != UINT64_MAX)
+		owed = w->quota;
+	return owed > w->issued ? owed - w->issued : 0;
+}
+
 /* epoll_wait with a nanosecond timeout, so that an open loop keeps its
  * schedule below a millisecond; plain epoll_wait on kernels before 5.11. */
 static int
@@ -640,7 +690,7 @@ seed_worker_run(void *arg)
 	struct seed_worker *w = arg;
 	const struct seed_cfg *cfg = w->cfg;
 	struct epoll_event evs[256];
-	uint64_t end_ns = 0, drain_until = 0, last_sweep = 0;
+	uint64_t end_ns = 0, drain_until = 0, last_sweep = 0, stop_ns = 0;
 
 	w->start_ns = seed_now_ns();
 	w->progress_ns = w->start_ns;
@@ -657,6 +707,10 @@ seed_worker_run(void *arg)
 		int n;
 
 		if (stopping) {
+			/* Casts due before the stop and not sent are owed. */
+			if (stop_ns == 0)
+				stop_ns = end_ns != 0 && now >= end_ns ? end_ns :
+				    now;
 			if (w->nbusy == 0)
 				break;
 			if (drain_until == 0)
@@ -712,10 +766,13 @@ seed_worker_run(void *arg)
 		if (drain_until != 0 && now > drain_until)
 			break;
 		/* Nothing connects and nothing is in flight: the gateway is
-		 * gone. Give up after a few seconds instead of spinning. */
+		 * gone. Give up after a few seconds instead of spinning, and
+		 * say so: the casts left are counted as unsent. */
 		if (w->nidle == 0 && w->nbusy == 0 && now - w->progress_ns >
-		    SEED_GIVE_UP_NS(cfg))
+		    SEED_GIVE_UP_NS(cfg)) {
+			w->gave_up = true;
 			break;
+		}
 		if (w->nidle > 0 && !stopping && w->issued < w->quota &&
 		    cfg->rate <= 0)
 			timeout_ns = 0;
@@ -736,6 +793,8 @@ seed_worker_run(void *arg)
 			close(w->conns[i].fd);
 		w->conns[i].fd = -1;
 	}
+	w->unsent = seed_unsent(w, stop_ns != 0 ? stop_ns : seed_now_ns(),
+	    end_ns);
 	atomic_store(&w->finished, true);
 	return NULL;
 }
@@ -816,7 +875,8 @@ seed_usage(FILE *f)
 "                        tally.v1.Vote body (default form)\n"
 "  --poll ID, --polls A,B,...\n"
 "                        poll(s) to vote in, round robin (default \"default\";\n"
-"                        the form API votes in the gateway's default poll)\n"
+"                        the form API votes in the gateway's default poll\n"
+"                        only, so it takes no other)\n"
 "  --options A,B,...     option ids (default a,b)\n"
 "  --split W:W...        weights of the options for fresh casts (default 2:1\n"
 "                        for a,b; else equal)\n"
@@ -846,15 +906,25 @@ seed_usage(FILE *f)
 "  --json                summary as one JSON object on stdout\n"
 "  --quiet               no progress line on stderr\n"
 "\n"
-"The summary gives sent, accepted (2xx), unchanged, answers per status,\n"
-"transport errors, elapsed time, votes/s, latency percentiles, and the\n"
-"expected tally per poll and option computed from the 2xx answers (exact\n"
-"when there were no transport errors: a voter never has two casts in\n"
-"flight). A progress line goes to stderr every second.\n"
+"The summary gives sent, unsent, accepted (2xx), unchanged, answers per\n"
+"status, transport errors, elapsed time, votes/s, latency percentiles of\n"
+"the 2xx answers, and the expected tally per poll and option computed from\n"
+"the 2xx answers (exact when there were no transport errors: a voter never\n"
+"has two casts in flight). A progress line goes to stderr every second.\n"
+"  unsent     open loop: casts due before the end but never sent, because\n"
+"             every connection was waiting (raise --concurrency); any loop:\n"
+"             casts not sent because seed gave up (no connection to the\n"
+"             gateway for min(--timeout, 5) s). With --json, null when a\n"
+"             closed --duration run gave up (the count is not known).\n"
+"  unchanged  re-casts of a voter's current option, as the json and\n"
+"             protobuf answers say; n/a (null in --json) for the form API,\n"
+"             whose answer is the same page either way.\n"
 "\n"
-"Exit status: 0 every request got an answer (of any status); 1 some failed\n"
-"at the transport level; 2 usage error; 69 the gateway could not be reached\n"
-"at all.\n");
+"Exit status: 0 every request sent got an answer, of any status (an open\n"
+"loop that fell behind still exits 0: see unsent); 1 some requests got no\n"
+"answer, or seed gave up because the gateway stopped taking connections (a\n"
+"restart or a drain); 2 usage error; 69 the gateway could not be reached at\n"
+"all.\n");
 }
 
 /* Parses a non-negative number with strtod; -1 if bad. */
@@ -1063,10 +1133,14 @@ seed_parse(int argc, char **argv, struct seed_cfg *cfg)
 		    (unsigned long long)cfg->voters, cfg->concurrency);
 		return -1;
 	}
-	if (cfg->api == SEED_API_FORM && cfg->polls.n > 1) {
+	/* The form route takes no poll: its votes land in the default one,
+	 * so the expected tally may be printed under no other name. */
+	if (cfg->api == SEED_API_FORM && (cfg->polls.n > 1 ||
+	    strcmp(cfg->polls.id[0], POLLS_DEFAULT_ID) != 0)) {
 		fprintf(stderr, "tallyctl seed: the form API votes in the "
-		    "gateway's default poll only; use --api json for several "
-		    "polls\n");
+		    "gateway's default poll only (reported as \"%s\"); drop "
+		    "--poll, or use --api json to vote in other or several "
+		    "polls\n", POLLS_DEFAULT_ID);
 		return -1;
 	}
 	cfg->send_keys = cfg->dup_share > 0;
@@ -1087,6 +1161,10 @@ struct seed_total {
 	uint64_t status[SEED_STATUS_MAX];
 	uint64_t sent, answers, accepted, unchanged, errors, uncertain;
 	uint64_t dup_sent, change_sent, connect_failures;
+	uint64_t unsent;
+	bool gave_up;
+	bool unsent_unknown; /* a closed --duration run gave up: unsent counts
+	                      * only what --votes still owed, not the time */
 	uint64_t expected[SEED_MAX_LIST][SEED_MAX_LIST];
 	int last_errno;
 	double elapsed_s;
@@ -1110,6 +1188,12 @@ seed_total_add(struct seed_total *t, const struct seed_worker *w,
 	t->dup_sent += w->dup_sent;
 	t->change_sent += w->change_sent;
 	t->connect_failures += w->connect_failures;
+	t->unsent += w->unsent;
+	if (w->gave_up) {
+		t->gave_up = true;
+		if (cfg->rate <= 0 && cfg->votes == UINT64_MAX)
+			t->unsent_unknown = true;
+	}
 	if (w->last_errno != 0)
 		t->last_errno = w->last_errno;
 	for (unsigned p = 0; p < cfg->polls.n; p++) {
@@ -1127,6 +1211,30 @@ seed_ms(uint64_t us)
 	return (double)us / 1000.0;
 }
 
+/* The "unsent" line: in an open loop always (what the offered rate lost),
+ * in a closed loop only if seed gave up. */
+static void
+seed_report_unsent(const struct seed_cfg *cfg, const struct seed_total *t)
+{
+	double give_up_s = (double)SEED_GIVE_UP_NS(cfg) / 1e9;
+
+	if (!t->gave_up && cfg->rate <= 0)
+		return;
+	if (!t->gave_up)
+		printf("  unsent      %llu (due before the end, never sent: "
+		    "every connection was waiting for an answer)\n",
+		    (unsigned long long)t->unsent);
+	else if (!t->unsent_unknown)
+		printf("  unsent      %llu (gave up: no connection to the "
+		    "gateway for %.1f s)\n", (unsigned long long)t->unsent,
+		    give_up_s);
+	else
+		printf("  unsent      ? (gave up: no connection to the gateway "
+		    "for %.1f s, %.1f s of --duration left)\n", give_up_s,
+		    cfg->duration_s > t->elapsed_s ? cfg->duration_s -
+		    t->elapsed_s : 0.0);
+}
+
 static void
 seed_report_text(const struct seed_cfg *cfg, const struct seed_total *t)
 {
@@ -1140,8 +1248,15 @@ seed_report_text(const struct seed_cfg *cfg, const struct seed_total *t)
 	printf("  sent        %llu (changes %llu, duplicates %llu)\n",
 	    (unsigned long long)t->sent, (unsigned long long)t->change_sent,
 	    (unsigned long long)t->dup_sent);
-	printf("  accepted    %llu (2xx; of which unchanged %llu)\n",
-	    (unsigned long long)t->accepted, (unsigned long long)t->unchanged);
+	seed_report_unsent(cfg, t);
+	if (cfg->api == SEED_API_FORM)
+		printf("  accepted    %llu (2xx; of which unchanged n/a: the "
+		    "form's answer does not say)\n",
+		    (unsigned long long)t->accepted);
+	else
+		printf("  accepted    %llu (2xx; of which unchanged %llu)\n",
+		    (unsigned long long)t->accepted,
+		    (unsigned long long)t->unchanged);
 	printf("  status     ");
 	for (int s = 0; s < SEED_STATUS_MAX; s++) {
 		if (t->status[s] != 0)
@@ -1157,7 +1272,7 @@ seed_report_text(const struct seed_cfg *cfg, const struct seed_total *t)
 	for (int i = 0; i < 4; i++)
 		printf(" %s %.3f", qn[i], seed_ms(seed_hist_quantile(&t->hist,
 		    qs[i])));
-	printf("  max %.3f  mean %.3f\n", seed_ms(t->hist.max_us),
+	printf("  max %.3f  mean %.3f  (2xx only)\n", seed_ms(t->hist.max_us),
 	    t->hist.total ? seed_ms(t->hist.sum_us / t->hist.total) : 0.0);
 	for (unsigned p = 0; p < cfg->polls.n; p++) {
 		printf("  expected    %s:", cfg->polls.id[p]);
@@ -1210,14 +1325,20 @@ seed_report_json(const struct seed_cfg *cfg, const struct seed_total *t)
 	json_object_set_new(o, "threads", json_integer(cfg->threads));
 	json_object_set_new(o, "rate", json_real(cfg->rate));
 	json_object_set_new(o, "sent", json_integer((json_int_t)t->sent));
+	/* null: not known (a closed --duration run gave up). */
+	json_object_set_new(o, "unsent", t->unsent_unknown ? json_null() :
+	    json_integer((json_int_t)t->unsent));
 	json_object_set_new(o, "changes", json_integer((json_int_t)t->change_sent));
 	json_object_set_new(o, "duplicates", json_integer((json_int_t)t->dup_sent));
 	json_object_set_new(o, "accepted", json_integer((json_int_t)t->accepted));
-	json_object_set_new(o, "unchanged", json_integer((json_int_t)t->unchanged));
+	/* null: the form's answer (the page) does not say. */
+	json_object_set_new(o, "unchanged", cfg->api == SEED_API_FORM ?
+	    json_null() : json_integer((json_int_t)t->unchanged));
 	json_object_set_new(o, "status", st);
 	json_object_set_new(o, "errors", json_integer((json_int_t)t->errors));
 	json_object_set_new(o, "connect_failures",
 	    json_integer((json_int_t)t->connect_failures));
+	json_object_set_new(o, "gave_up", json_boolean(t->gave_up));
 	json_object_set_new(o, "elapsed_s", json_real(t->elapsed_s));
 	json_object_set_new(o, "votes_per_s", json_real(t->elapsed_s > 0 ?
 	    (double)t->answers / t->elapsed_s : 0.0));
@@ -1232,6 +1353,24 @@ seed_report_json(const struct seed_cfg *cfg, const struct seed_total *t)
 	printf("%s\n", s);
 	free(s);
 	return 0;
+}
+
+/* A run cut short by a gateway that took no more connections (a restart or
+ * a drain) is a failure, even if every request sent got its answer. */
+static void
+seed_report_gave_up(const struct seed_cfg *cfg, const struct seed_total *t)
+{
+	fprintf(stderr, "tallyctl seed: gave up after %.1f s: the gateway at "
+	    "%s took no connection for %.1f s (last error: %s); ",
+	    t->elapsed_s, cfg->url_text, (double)SEED_GIVE_UP_NS(cfg) / 1e9,
+	    strerror(t->last_errno != 0 ? t->last_errno : ECONNREFUSED));
+	if (t->unsent_unknown)
+		fprintf(stderr, "the last %.1f s of --duration were not run\n",
+		    cfg->duration_s > t->elapsed_s ? cfg->duration_s -
+		    t->elapsed_s : 0.0);
+	else
+		fprintf(stderr, "%llu casts not sent\n",
+		    (unsigned long long)t->unsent);
 }
 
 int
@@ -1314,13 +1453,21 @@ cmd_seed(int argc, char **argv)
 		    cfg.url_text, strerror(t->last_errno != 0 ? t->last_errno :
 		    ECONNREFUSED));
 		rc = CMD_EXIT_UNAVAILABLE;
-	} else if (t->errors > 0) {
-		fprintf(stderr, "tallyctl seed: %llu of %llu requests got no "
-		    "answer (last error: %s)\n", (unsigned long long)t->errors,
-		    (unsigned long long)t->sent, strerror(t->last_errno));
-		rc = CMD_EXIT_FAILED;
-	} else
+	} else {
 		rc = CMD_EXIT_OK;
+		if (t->errors > 0) {
+			fprintf(stderr, "tallyctl seed: %llu of %llu requests "
+			    "got no answer (last error: %s)\n",
+			    (unsigned long long)t->errors,
+			    (unsigned long long)t->sent,
+			    strerror(t->last_errno));
+			rc = CMD_EXIT_FAILED;
+		}
+		if (t->gave_up) {
+			seed_report_gave_up(&cfg, t);
+			rc = CMD_EXIT_FAILED;
+		}
+	}
 	goto out;
 nomem:
 	fprintf(stderr, "tallyctl seed: out of memory or file descriptors "
