@@ -49,7 +49,7 @@ stream_usage(FILE *f)
 "NATS_PASSWORD, NATS_TOKEN, NATS_TLS_CA (see docs/CONTRACTS.md).\n"
 "\n"
 "Exit status: 0 shown; 1 the stream does not exist or a request failed;\n"
-"2 usage error; 69 NATS cannot be reached.\n");
+"2 usage error; 69 NATS cannot be reached; 78 NATS_URL cannot be used.\n");
 }
 
 static const char *
