@@ -1163,8 +1163,6 @@ struct seed_total {
 	uint64_t dup_sent, change_sent, connect_failures;
 	uint64_t unsent;
 	bool gave_up;
-	bool unsent_unknown; /* a closed --duration run gave up: unsent counts
-	                      * only what --votes still owed, not the time */
 	uint64_t expected[SEED_MAX_LIST][SEED_MAX_LIST];
 	int last_errno;
 	double elapsed_s;
@@ -1189,11 +1187,8 @@ seed_total_add(struct seed_total *t, const struct seed_worker *w,
 	t->change_sent += w->change_sent;
 	t->connect_failures += w->connect_failures;
 	t->unsent += w->unsent;
-	if (w->gave_up) {
+	if (w->gave_up)
 		t->gave_up = true;
-		if (cfg->rate <= 0 && cfg->votes == UINT64_MAX)
-			t->unsent_unknown = true;
-	}
 	if (w->last_errno != 0)
 		t->last_errno = w->last_errno;
 	for (unsigned p = 0; p < cfg->polls.n; p++) {
@@ -1211,6 +1206,22 @@ seed_ms(uint64_t us)
 	return (double)us / 1000.0;
 }
 
+/* A closed --duration run that gave up: what it would still have sent in
+ * the time left is not known (unsent counts only what --votes owed). */
+static bool
+seed_unsent_unknown(const struct seed_cfg *cfg, const struct seed_total *t)
+{
+	return t->gave_up && cfg->rate <= 0 && cfg->votes == UINT64_MAX;
+}
+
+/* Seconds of --duration not run. */
+static double
+seed_time_left_s(const struct seed_cfg *cfg, const struct seed_total *t)
+{
+	return cfg->duration_s > t->elapsed_s ? cfg->duration_s - t->elapsed_s :
+	    0.0;
+}
+
 /* The "unsent" line: in an open loop always (what the offered rate lost),
  * in a closed loop only if seed gave up. */
 static void
@@ -1224,15 +1235,14 @@ seed_report_unsent(const struct seed_cfg *cfg, const struct seed_total *t)
 		printf("  unsent      %llu (due before the end, never sent: "
 		    "every connection was waiting for an answer)\n",
 		    (unsigned long long)t->unsent);
-	else if (!t->unsent_unknown)
+	else if (!seed_unsent_unknown(cfg, t))
 		printf("  unsent      %llu (gave up: no connection to the "
 		    "gateway for %.1f s)\n", (unsigned long long)t->unsent,
 		    give_up_s);
 	else
 		printf("  unsent      ? (gave up: no connection to the gateway "
 		    "for %.1f s, %.1f s of --duration left)\n", give_up_s,
-		    cfg->duration_s > t->elapsed_s ? cfg->duration_s -
-		    t->elapsed_s : 0.0);
+		    seed_time_left_s(cfg, t));
 }
 
 static void
@@ -1326,8 +1336,8 @@ seed_report_json(const struct seed_cfg *cfg, const struct seed_total *t)
 	json_object_set_new(o, "rate", json_real(cfg->rate));
 	json_object_set_new(o, "sent", json_integer((json_int_t)t->sent));
 	/* null: not known (a closed --duration run gave up). */
-	json_object_set_new(o, "unsent", t->unsent_unknown ? json_null() :
-	    json_integer((json_int_t)t->unsent));
+	json_object_set_new(o, "unsent", seed_unsent_unknown(cfg, t) ?
+	    json_null() : json_integer((json_int_t)t->unsent));
 	json_object_set_new(o, "changes", json_integer((json_int_t)t->change_sent));
 	json_object_set_new(o, "duplicates", json_integer((json_int_t)t->dup_sent));
 	json_object_set_new(o, "accepted", json_integer((json_int_t)t->accepted));
@@ -1364,10 +1374,9 @@ seed_report_gave_up(const struct seed_cfg *cfg, const struct seed_total *t)
 	    "%s took no connection for %.1f s (last error: %s); ",
 	    t->elapsed_s, cfg->url_text, (double)SEED_GIVE_UP_NS(cfg) / 1e9,
 	    strerror(t->last_errno != 0 ? t->last_errno : ECONNREFUSED));
-	if (t->unsent_unknown)
+	if (seed_unsent_unknown(cfg, t))
 		fprintf(stderr, "the last %.1f s of --duration were not run\n",
-		    cfg->duration_s > t->elapsed_s ? cfg->duration_s -
-		    t->elapsed_s : 0.0);
+		    seed_time_left_s(cfg, t));
 	else
 		fprintf(stderr, "%llu casts not sent\n",
 		    (unsigned long long)t->unsent);
