@@ -503,6 +503,7 @@ class Stack {
       '-c', 'listen_addresses=127.0.0.1',
       '-c', `unix_socket_directories=${this.pgDir}`,
       '-c', 'shared_buffers=32MB',
+      ...(this.opts.pgSettings || []).flatMap((kv) => ['-c', kv]),
     ], { env: minimalEnv(), log: this.log('postgres'), cwd: this.pgDir, user: this.pgUser, tree: true });
     this.pg = p;
     const isready = pgTool('pg_isready');
@@ -661,7 +662,9 @@ function makeService(name, kind, port, p, env) {
 /**
  * Start nats-server (JetStream), redis-server and PostgreSQL (database
  * `tally`) on free ports in a fresh temp folder. opts.redisPersist: AOF with
- * appendfsync always (default: no persistence).
+ * appendfsync always (default: no persistence). opts.pgSettings: more
+ * `name=value` server settings for PostgreSQL (after shared_buffers=32MB,
+ * so they win).
  */
 export async function startStack(opts = {}) {
   installHooks();
