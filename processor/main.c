@@ -77,6 +77,8 @@ main(int argc, char **argv)
 {
 	struct processor_config cfg = {0};
 	struct worker w = {0};
+	struct deadletter dl;
+	jsOptions jso;
 	struct store *stores[WORKER_STORES_MAX] = {0};
 	struct store *bind_store = NULL;
 	natsConnection *nc = NULL;
@@ -133,7 +135,11 @@ main(int argc, char **argv)
 		.linger_ms = cfg.batch_linger_ms,
 	};
 
-	if (natsconn_open(&ncfg, NULL, &nc, &js) != 0)
+	/* The counter lives in w, which worker_init clears: same address. */
+	deadletter_init(&dl, &w.m.deadletter_failed);
+	jsOptions_Init(&jso);
+	deadletter_options(&dl, &jso);
+	if (natsconn_open(&ncfg, &jso, &nc, &js) != 0)
 		goto out;
 	for (long i = 0; i < cfg.store_connections; i++)
 		if ((stores[i] = store_new(cfg.database_url,
@@ -144,7 +150,8 @@ main(int argc, char **argv)
 	if ((bind_store = store_new(cfg.database_url, "tally-processor",
 	    &w.m.pg_errors)) == NULL)
 		goto out;
-	if (worker_init(&w, &wcfg, nc, js, &ccfg, stores, bind_store) != 0)
+	if (worker_init(&w, &wcfg, nc, js, &dl, &ccfg, stores,
+	    bind_store) != 0)
 		goto out;
 	if ((httpd = endpoints_start(cfg.bind_addr, cfg.bind_port, &w)) == NULL)
 		goto out;
@@ -159,6 +166,8 @@ main(int argc, char **argv)
 out:
 	httpd_stop(httpd);
 	worker_fini(&w);
+	if (nc != NULL)
+		(void)deadletter_wait(&dl, 2000);
 	for (size_t i = 0; i < WORKER_STORES_MAX; i++)
 		store_free(stores[i]);
 	store_free(bind_store);

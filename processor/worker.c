@@ -31,13 +31,15 @@ static const double worker_size_bounds[] = {
 
 int
 worker_init(struct worker *w, const struct worker_config *cfg,
-    natsConnection *nc, jsCtx *js, const struct consumer_config *ccfg,
-    struct store *const *stores, struct store *bind_store)
+    natsConnection *nc, jsCtx *js, struct deadletter *dl,
+    const struct consumer_config *ccfg, struct store *const *stores,
+    struct store *bind_store)
 {
 	memset(w, 0, sizeof(*w));
 	w->cfg = *cfg;
 	w->nc = nc;
 	w->js = js;
+	w->dl = dl;
 	w->bind_store = bind_store;
 	if (w->cfg.stores < 1)
 		w->cfg.stores = 1;
@@ -114,8 +116,7 @@ worker_poison(struct worker *w, natsMsg *msg, uint64_t seq, const char *why)
 	metrics_inc(&w->m.poison);
 	log_warn("poison message seq %" PRIu64 " on %s: %s; terminated", seq,
 	    natsMsg_GetSubject(msg), why);
-	if (deadletter_publish(w->js, msg, seq, why) != 0)
-		metrics_inc(&w->m.deadletter_failed);
+	deadletter_publish(w->dl, w->js, msg, seq, why);
 	(void)consumer_ack(w->nc, msg, CONSUMER_TERM);
 }
 

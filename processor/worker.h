@@ -35,6 +35,7 @@
 
 #include "buf.h"
 #include "consumer.h"
+#include "deadletter.h"
 #include "metrics.h"
 #include "store.h"
 
@@ -100,6 +101,7 @@ struct worker {
 	struct worker_config cfg;
 	natsConnection *nc;        /* borrowed */
 	jsCtx *js;                 /* borrowed */
+	struct deadletter *dl;     /* borrowed: poison's copies */
 	struct consumer consumer;  /* used by the fetch thread only */
 	struct store *bind_store;  /* borrowed; the fetch thread's only */
 	_Atomic int64_t stream_ns; /* Created of the bound stream */
@@ -121,14 +123,15 @@ struct worker {
 };
 
 /*
- * Prepares w; nc, js, stores[0 .. cfg->stores-1] (one per store thread)
+ * Prepares w; nc, js, dl, stores[0 .. cfg->stores-1] (one per store thread)
  * and bind_store (the fetch thread's, for store_stream_use) are borrowed
  * and must outlive it; ccfg is copied (its strings borrowed). Returns 0,
  * or -1 when out of memory.
  */
 int worker_init(struct worker *w, const struct worker_config *cfg,
-    natsConnection *nc, jsCtx *js, const struct consumer_config *ccfg,
-    struct store *const *stores, struct store *bind_store)
+    natsConnection *nc, jsCtx *js, struct deadletter *dl,
+    const struct consumer_config *ccfg, struct store *const *stores,
+    struct store *bind_store)
     __attribute__((warn_unused_result));
 
 /*

@@ -284,6 +284,48 @@ test('poison: undecodable and invalid votes are terminated, counted, dead-letter
   }
 });
 
+test('poison: dead-letter copies that get no answer hold nothing up; each failure is counted and logged', async () => {
+  const p = await stack.startProcessor();
+  const silent = nats.nc.subscribe('tally.deadletter.votes');
+  try {
+    await waitFor(async () => (await fetch(`${p.url}/readyz`)).status === 200, { timeoutMs: 15000, what: 'ready' });
+    // No stream keeps the copies now, and a subscriber that never answers
+    // takes them: each copy waits out its 5 s for a PubAck that never comes
+    // (a synchronous copy would hold the consumer up that long per poison).
+    await nats.jsm.streams.delete('VOTES_DLQ');
+    let copies = 0;
+    let firstCopy;
+    (async () => { for await (const m of silent) { firstCopy ??= m; copies++; } })();
+    const before = (await nats.jsm.streams.info('VOTES')).state.last_seq;
+    const n = 1100;   // 100 more than the copies the processor lets wait
+    await S.publishVotes(nats.js, Array.from({ length: n }, () => ({ raw: Buffer.from([0xff, 0xfe]), subject: 'votes.basic' })));
+    await S.publishVotes(nats.js, [{ poll: 'basic', voter: 'behind-poison', option: 'a' }]);
+    await waitFor(async () => (await stack.psql("SELECT count(*) FROM votes WHERE voter = 'behind-poison'"))[0][0] === '1',
+      { timeoutMs: 30000, what: 'the vote behind the poison stored' });
+    let m = await (await fetch(`${p.url}/metrics`)).text();
+    assert.equal(S.metric(m, 'tally_processor_poison_total'), n);
+    assert.ok(S.metric(m, 'tally_processor_deadletter_failures_total') < n,
+      'the vote was stored while copies still waited for their PubAcks');
+    assert.equal((await nats.jsm.consumers.info('VOTES', 'processor')).num_ack_pending, 0, 'every poison terminated at once');
+    // In the end every copy is a counted failure: the 100 beyond the bound
+    // at once, the 1,000 that were sent when their wait runs out.
+    await waitFor(async () => {
+      m = await (await fetch(`${p.url}/metrics`)).text();
+      return S.metric(m, 'tally_processor_deadletter_failures_total') === n;
+    }, { timeoutMs: 30000, what: 'every copy counted as failed' });
+    assert.equal(copies, 1000, 'no more copies in flight than the bound');
+    assert.equal(firstCopy.headers.get('Tally-Stream-Seq'), String(before + 1));
+    assert.equal(firstCopy.headers.get('Tally-Error'), 'undecodable');
+    const log = p.logText();
+    assert.equal(log.split('\n').filter((l) => l.includes('too many copies unanswered')).length, n - 1000);
+    assert.match(log, new RegExp(`dead-letter copy of seq ${before + 1} failed: `));
+    await drained();
+  } catch (e) { dumpLogs(stack); throw e; } finally {
+    silent.unsubscribe();
+    await p.stop('SIGTERM');
+  }
+});
+
 test('SIGTERM exits 0; --help exits 0; a bad setting exits 78', async () => {
   // A long linger holds the vote, fetched, in a batch waiting to fill when
   // SIGTERM comes: the processor must store and ack it before it exits.
