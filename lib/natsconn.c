@@ -1,6 +1,7 @@
 /*
  * natsconn.c - connect, reconnect forever, ensure the VOTES stream.
  */
+#define _POSIX_C_SOURCE 200809L
 #include "natsconn.h"
 
 #include <inttypes.h>
@@ -22,23 +23,36 @@ natsconn_on_disconnected(natsConnection *nc, void *closure)
 	log_warn("nats: disconnected; reconnecting");
 }
 
+/* The server nc is connected to, for a log line: nats.c gives its URL
+ * as written, credentials and all. */
+static void
+natsconn_connected_url(natsConnection *nc, char *out, size_t cap)
+{
+	char url[512];
+
+	if (natsConnection_GetConnectedUrl(nc, url, sizeof(url)) != NATS_OK)
+		snprintf(url, sizeof(url), "?");
+	natsconn_redact(url, out, cap);
+}
+
 static void
 natsconn_on_reconnected(natsConnection *nc, void *closure)
 {
-	char url[256];
+	char url[512];
 
 	(void)closure;
-	if (natsConnection_GetConnectedUrl(nc, url, sizeof(url)) != NATS_OK)
-		snprintf(url, sizeof(url), "?");
+	natsconn_connected_url(nc, url, sizeof(url));
 	log_info("nats: reconnected to %s", url);
 }
 
 static void
 natsconn_on_connected(natsConnection *nc, void *closure)
 {
-	(void)nc;
+	char url[512];
+
 	(void)closure;
-	log_info("nats: connected");
+	natsconn_connected_url(nc, url, sizeof(url));
+	log_info("nats: connected to %s", url);
 }
 
 static void
@@ -99,6 +113,51 @@ natsconn_config_of(const struct natsconn_settings *s, const char *name)
 	return c;
 }
 
+/*
+ * Gives nats.c the server URLs of list (comma-separated, spaces around
+ * them allowed). natsOptions_SetURL takes one URL only: nats.c 3.4.1 parses
+ * a list passed there as a single URL (host from the first, port up to the
+ * first comma, a password up to the list's last '@'), so a list must go
+ * through natsOptions_SetServers, which also reads each server's own
+ * credentials.
+ */
+static natsStatus
+natsconn_set_servers(natsOptions *opts, const char *list)
+{
+	const char **urls = NULL;
+	char *copy, *save = NULL;
+	int n = 1;
+	natsStatus s;
+
+	if (strchr(list, ',') == NULL)
+		return natsOptions_SetURL(opts, list);
+	for (const char *p = list; *p != '\0'; p++)
+		n += *p == ',';
+	copy = strdup(list);
+	urls = calloc((size_t)n, sizeof(*urls));
+	if (copy == NULL || urls == NULL) {
+		free(copy);
+		free(urls);
+		return NATS_NO_MEMORY;
+	}
+	n = 0;
+	for (char *u = strtok_r(copy, ",", &save); u != NULL;
+	    u = strtok_r(NULL, ",", &save)) {
+		size_t len;
+
+		u += strspn(u, " \t");
+		for (len = strlen(u); len > 0 && (u[len - 1] == ' ' ||
+		    u[len - 1] == '\t'); len--)
+			u[len - 1] = '\0';
+		if (len > 0)
+			urls[n++] = u;
+	}
+	s = n > 0 ? natsOptions_SetServers(opts, urls, n) : NATS_INVALID_ARG;
+	free(urls);
+	free(copy);
+	return s;
+}
+
 int
 natsconn_open(const struct natsconn_config *cfg, jsOptions *jso,
     natsConnection **nc, jsCtx **js)
@@ -111,7 +170,7 @@ natsconn_open(const struct natsconn_config *cfg, jsOptions *jso,
 	*js = NULL;
 	s = natsOptions_Create(&opts);
 	if (s == NATS_OK)
-		s = natsOptions_SetURL(opts, cfg->url);
+		s = natsconn_set_servers(opts, cfg->url);
 	if (s != NATS_OK) {
 		natsconn_redact(cfg->url, url, sizeof(url));
 		log_error("NATS_URL \"%s\": %s", url, natsStatus_GetText(s));
@@ -160,7 +219,10 @@ natsconn_open(const struct natsconn_config *cfg, jsOptions *jso,
 	if (s == NATS_OK)
 		s = natsConnection_Connect(nc, opts);
 	if (s == NATS_OK) {
-		log_info("nats: connected to %s", url);
+		char cur[512];
+
+		natsconn_connected_url(*nc, cur, sizeof(cur));
+		log_info("nats: connected to %s", cur);
 	} else {
 		const char *why = nats_GetLastError(NULL);
 

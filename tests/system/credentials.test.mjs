@@ -109,16 +109,29 @@ test('NATS user/password: right ones work end to end; a wrong one keeps retrying
     const none = await stack.startProcessor({ NATS_URL: n.url });
     await refusedButAlive(none, /nats: .*not reachable yet \(.*[Aa]uthori[sz]ation/, 'no NATS credentials');
     assert.equal((await vote(bad, 'cred-bad')).status, 503);
-    // Credentials inside NATS_URL, in each of two listed servers: every
-    // server's are masked in the log. (nats.c 3.4.1 does not log in with
-    // credentials written into a list of URLs, only into a single one:
-    // docs/CONTRACTS.md says to use NATS_USER and NATS_PASSWORD then.)
+    // A list of servers (a cluster), credentials in each server's URL:
+    // every server's are masked in the log, and each logs in to its own
+    // server. (Until 2026-12-03 the services gave nats.c the whole list as
+    // one URL: no list worked, with or without credentials.) The gateway's
+    // list starts with a server that is not there (failover), the
+    // processor's names the live one twice.
     const inUrl = `nats://tally:${SECRETS.natsPassword}@127.0.0.1:${n.port}`;
-    const listed = await stack.startGateway({ NATS_URL: `${inUrl},${inUrl}` });
-    await waitFor(() => /nats: nats:\/\/\*\*\*@127\.0\.0\.1:\d+,nats:\/\/\*\*\*@127\.0\.0\.1:\d+ /.test(listed.logText()),
-      { timeoutMs: 10000, what: 'the URL list in the log, masked' });
+    const gone = `nats://tally:${SECRETS.natsPassword}@127.0.0.1:${await freePort()}`;
+    const listed = await stack.startGateway({ NATS_URL: `${gone}, ${inUrl}` });
+    const listedProc = await stack.startProcessor({ NATS_URL: `${inUrl},${inUrl}` });
+    for (const [svc, name] of [[listed, 'gateway'], [listedProc, 'processor']]) {
+      await waitFor(() => new RegExp(`nats: connected to nats://\\*\\*\\*@127\\.0\\.0\\.1:${n.port}\\b`).test(svc.logText()),
+        { timeoutMs: 15000, what: `the ${name} connected to the live server of its list, named masked` });
+    }
+    await waitFor(async () => (await ready(listed)) && (await ready(listedProc)),
+      { timeoutMs: 20000, what: 'gateway and processor ready with credentials in a list of URLs' });
+    assert.equal((await vote(listed, 'cred-list')).status, 200);
+    await waitFor(async () => (await stack.psql("SELECT count(*) FROM votes WHERE voter = 'cred-list'"))[0]?.[0] === '1',
+      { timeoutMs: 15000, what: 'the vote stored through NATS logged in with the list\'s credentials' });
     assertNoSecrets(listed.logText(), 'the gateway log');
+    assertNoSecrets(listedProc.logText(), 'the processor log');
     await listed.stop();
+    await listedProc.stop();
     // tallyctl names the URL it could not reach, masked too.
     const closed = `nats://tally:${SECRETS.natsPassword}@127.0.0.1:${await freePort()}`;
     const st = await stack.tallyctl(['stream', '--timeout', '1'], { env: { NATS_URL: `${inUrl.replace(String(n.port), '1')},${closed}` } });
