@@ -30,8 +30,9 @@ natsconn_connected_url(natsConnection *nc, char *out, size_t cap)
 {
 	char url[512];
 
-	if (natsConnection_GetConnectedUrl(nc, url, sizeof(url)) != NATS_OK)
-		snprintf(url, sizeof(url), "?");
+	if (natsConnection_GetConnectedUrl(nc, url, sizeof(url)) != NATS_OK ||
+	    url[0] == '\0')
+		snprintf(url, sizeof(url), "?"); /* none, or gone again */
 	natsconn_redact(url, out, cap);
 }
 
@@ -65,6 +66,30 @@ natsconn_on_error(natsConnection *nc, natsSubscription *sub, natsStatus err,
 	log_warn("nats: asynchronous error: %s", natsStatus_GetText(err));
 }
 
+/*
+ * True when an authority without '@' (a[0 .. len-1]) may still hold a
+ * secret: one that starts with ':' (nats.c names a server whose URL had
+ * ":password@" as "nats://:password" + host, without the '@'), or whose
+ * port is not a number (a password cut at a comma: "nats://user:pa").
+ */
+static bool
+natsconn_suspect(const char *a, size_t len)
+{
+	size_t colon = len;
+
+	if (len > 0 && a[0] == ':')
+		return true;
+	for (size_t i = 0; i < len; i++)
+		if (a[i] == ':')
+			colon = i;
+		else if (a[i] == ']')
+			colon = len; /* an IPv6 literal's colons */
+	for (size_t i = colon + 1; i < len; i++)
+		if (a[i] < '0' || a[i] > '9')
+			return true;
+	return false;
+}
+
 void
 natsconn_redact(const char *url, char *out, size_t cap)
 {
@@ -74,7 +99,7 @@ natsconn_redact(const char *url, char *out, size_t cap)
 		return;
 	out[0] = '\0';
 	for (const char *p = url;;) {
-		size_t len = strcspn(p, ","), host = 0, at = len;
+		size_t len = strcspn(p, ","), host = 0, at = len, auth;
 		int k;
 
 		for (size_t i = 0; i + 2 < len; i++)
@@ -82,13 +107,20 @@ natsconn_redact(const char *url, char *out, size_t cap)
 				host = i + 3;
 				break;
 			}
-		/* The last '@' before the path: a password may hold one. */
-		for (size_t i = host; i < len && p[i] != '/'; i++)
+		/* The last '@' anywhere: a password may hold '@' and '/'
+		 * (nats.c takes them as written); masking too much is fine. */
+		for (size_t i = host; i < len; i++)
 			if (p[i] == '@')
 				at = i;
+		auth = host + strcspn(p + host, "/,");
+		if (auth > len)
+			auth = len;
 		if (at < len)
 			k = snprintf(out + n, cap - n, "%.*s***%.*s", (int)host,
 			    p, (int)(len - at), p + at);
+		else if (natsconn_suspect(p + host, auth - host))
+			k = snprintf(out + n, cap - n, "%.*s***%.*s", (int)host,
+			    p, (int)(len - auth), p + auth);
 		else
 			k = snprintf(out + n, cap - n, "%.*s", (int)len, p);
 		if (k < 0 || (size_t)k >= cap - n || p[len] == '\0' ||

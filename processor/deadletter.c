@@ -62,8 +62,10 @@ deadletter_on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
 		if (msg == NULL || natsMsgHeader_Get(msg, "Tally-Stream-Seq",
 		    &seq) != NATS_OK)
 			seq = "?";
-		deadletter_failed(d, seq, natsStatus_GetText(pae->Err),
-		    pae->ErrCode);
+		/* JetStream's own words when it refused the copy. */
+		deadletter_failed(d, seq, pae->ErrText != NULL &&
+		    pae->ErrText[0] != '\0' ? pae->ErrText :
+		    natsStatus_GetText(pae->Err), pae->ErrCode);
 	}
 	natsMsg_Destroy(msg);
 	atomic_fetch_sub(&d->pending, 1);

@@ -76,8 +76,10 @@ int
 main(int argc, char **argv)
 {
 	struct processor_config cfg = {0};
-	struct worker w = {0};
-	struct deadletter dl;
+	/* Static: nats.c's thread may still answer a dead-letter copy
+	 * (touching dl and w's counter) while the process exits. */
+	static struct worker w;
+	static struct deadletter dl;
 	jsOptions jso;
 	struct store *stores[WORKER_STORES_MAX] = {0};
 	struct store *bind_store = NULL;

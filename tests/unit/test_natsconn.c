@@ -30,8 +30,18 @@ test_redact(void)
 	    "nats://h1:4222,tls://***@h2:4222");
 	/* An '@' in the password: nothing of it is kept. */
 	redact("nats://alice:p@ss@h1:4222", "nats://***@h1:4222");
-	/* An '@' after the path is not userinfo. */
-	redact("nats://h1:4222/x@y", "nats://h1:4222/x@y");
+	/* '/' in the password (nats.c takes it as written): masked too,
+	 * and an '@' after a path would be (too much is fine). */
+	redact("nats://alice:p/w@h1:4222", "nats://***@h1:4222");
+	redact("nats://h1:4222/x@y", "nats://***@y");
+	/* How nats.c names a server whose URL had ":password@" (no user):
+	 * without the '@'. */
+	redact("nats://:s3cret127.0.0.1:4222", "nats://***");
+	/* A password cut at a comma leaves a port that is no number. */
+	redact("nats://alice:pa,ss@h1:4222", "nats://***,***@h1:4222");
+	/* Ports, IPv6 literals and paths without secrets stay readable. */
+	redact("nats://[::1]:4222,nats://h2", "nats://[::1]:4222,nats://h2");
+	redact("nats://h1:4222/", "nats://h1:4222/");
 }
 
 static void
