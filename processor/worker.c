@@ -149,17 +149,33 @@ worker_decode(struct worker *w, natsMsg *msg, struct worker_entry *e)
 	return true;
 }
 
-/* Asks for consumer lag; a vanished consumer (stream deleted and
- * recreated, consumer removed by hand) means bind again. */
+/*
+ * Asks for consumer lag; a vanished consumer (stream deleted and
+ * recreated, consumer removed by hand) means bind again. So does another
+ * stream under the same consumer name: one made again with its consumer
+ * (by another processor's binding, or by hand) before we saw ours go. Its
+ * messages reach us under our binding's stream, and until we bind again
+ * (and the database follows the new stream) they are stored against the
+ * old stream's sequences: this bounds that to a refresh interval.
+ */
 static void
 worker_refresh_lag(struct worker *w)
 {
 	uint64_t pending = 0, ack_pending = 0;
+	int64_t now_ns = 0;
 
 	switch (consumer_state(&w->consumer, &pending, &ack_pending)) {
 	case 0:
 		atomic_store(&w->m.lag, pending);
 		atomic_store(&w->m.ack_pending, ack_pending);
+		if (consumer_stream_created(&w->consumer, &now_ns) == 0 &&
+		    now_ns != atomic_load(&w->stream_ns)) {
+			log_warn("nats: stream %s is another one now (created "
+			    "%" PRId64 ", bound to %" PRId64 "); binding "
+			    "again", NATSCONN_STREAM, now_ns,
+			    atomic_load(&w->stream_ns));
+			atomic_store(&w->m.bound, false);
+		}
 		break;
 	case 1:
 		log_warn("nats: consumer %s is gone; recreating it",
