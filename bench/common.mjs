@@ -30,16 +30,18 @@ export function cliArgs(scriptUrl) {
   return { args, opt, env };
 }
 
-/** A process's CPU so far in clock ticks (utime + stime) and its memory
- * (VmRSS, VmHWM in kB); undefined once it is gone. */
+/** A process's CPU so far in clock ticks (utime + stime), its reaped
+ * children's (reaped: cutime + cstime) and its memory (VmRSS, VmHWM in
+ * kB); undefined once it is gone. */
 export function readProc(pid) {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const ticks = Number(f[11]) + Number(f[12]);   // utime, stime
+    const reaped = Number(f[13]) + Number(f[14]);  // cutime, cstime
     const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
     const kb = (k) => Number((status.match(new RegExp(`^${k}:\\s+(\\d+)`, 'm')) || [])[1] || 0);
-    return { ticks, rss: kb('VmRSS'), hwm: kb('VmHWM') };
+    return { ticks, reaped, rss: kb('VmRSS'), hwm: kb('VmHWM') };
   } catch {
     return undefined;
   }

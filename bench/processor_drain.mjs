@@ -44,10 +44,6 @@ const machine = () => {   // [busy, idle + iowait, steal] ticks of all CPUs
   const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
   return [f[0] + f[1] + f[2] + f[5] + f[6], f[3] + f[4], f[7]];
 };
-const reapedTicks = (pid) => {   // cutime + cstime
-  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return Number(f[13]) + Number(f[14]);
-};
 
 const pgSettings = args.flatMap((a, i) => (a === '--pg' ? [args[i + 1]] : []));
 const stack = await startStack({ pgSettings });
@@ -69,7 +65,7 @@ try {
         // Every PostgreSQL process by pid (a backend first seen at the end
         // counts from 0), and the postmaster's reaped children (autovacuum).
         const pgTicks = () => new Map([...descendants(stack.pg.pid).map((pid) => [pid, ticks(pid)]),
-          [stack.pg.pid, ticks(stack.pg.pid) + reapedTicks(stack.pg.pid)]]);
+          [stack.pg.pid, ticks(stack.pg.pid) + (readProc(stack.pg.pid)?.reaped ?? 0)]]);
         const before = { nats: ticks(stack.nats.pid), pg: pgTicks() };
         const p = await stack.startProcessor({
           LOG_LEVEL: 'warn', BATCH_MAX: String(batch), STORE_CONNECTIONS: String(stores),

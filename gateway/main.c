@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -37,15 +36,11 @@
 static long
 gateway_drain(struct gateway *gw)
 {
-	long left = gw->cfg.drain_timeout_ms, n;
+	long n;
 
 	atomic_store(&gw->draining, true);
 	httpd_quiesce(gw->httpd);
-	while ((n = atomic_load(&gw->suspended)) > 0 && left > 0) {
-		struct timespec ts = {0, 10 * 1000000L};
-		nanosleep(&ts, NULL);
-		left -= 10;
-	}
+	n = sig_wait_drained(&gw->suspended, gw->cfg.drain_timeout_ms);
 	if (n > 0)
 		log_warn("drain: %ld requests still waiting for Redis or a "
 		    "PubAck after %ld ms; exiting anyway", n,

@@ -25,6 +25,7 @@
 #include <nats/status.h>
 
 #include "log.h"
+#include "sig.h"
 
 struct publisher {
 	struct publish_config cfg;
@@ -144,14 +145,6 @@ publish_on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
 	    (double)(metrics_now_us() - job->started_us) / 1e6);
 	atomic_fetch_sub(&p->pending, 1);
 	job->done(job, job->cls);
-}
-
-static void
-publish_sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
 }
 
 /* Sleeps up to ms, or until publish_close, or (if on_suspect) until
@@ -366,10 +359,7 @@ publish_close(struct publisher *p, long timeout_ms)
 {
 	if (p == NULL)
 		return;
-	while (timeout_ms > 0 && atomic_load(&p->pending) > 0) {
-		publish_sleep_ms(10);
-		timeout_ms -= 10;
-	}
+	(void)sig_wait_drained(&p->pending, timeout_ms);
 	pthread_mutex_lock(&p->wake_lock);
 	atomic_store(&p->stopping, true);
 	pthread_cond_signal(&p->wake);

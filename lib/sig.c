@@ -63,3 +63,17 @@ sig_sleep_ms(long timeout_ms)
 	}
 	return sig_stop_requested();
 }
+
+long
+sig_wait_drained(_Atomic long *in_flight, long timeout_ms)
+{
+	long left;
+
+	while ((left = atomic_load(in_flight)) > 0 && timeout_ms > 0) {
+		struct timespec ts = {0, 10 * 1000000L};
+
+		nanosleep(&ts, NULL);
+		timeout_ms -= 10;
+	}
+	return left;
+}

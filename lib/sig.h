@@ -6,6 +6,7 @@
 #ifndef TALLY_SIG_H
 #define TALLY_SIG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
 /* Installs the handlers. Call once, early in main, before any thread starts. */
@@ -20,5 +21,10 @@ void sig_request_stop(void);
 /* Sleeps up to timeout_ms, returning early when a stop is requested.
  * Returns true if a stop is requested. */
 bool sig_sleep_ms(long timeout_ms);
+
+/* The end of a drain: waits up to timeout_ms, stop requested or not, for
+ * *in_flight (work other threads finish and count down) to fall to 0.
+ * Returns what is left. */
+long sig_wait_drained(_Atomic long *in_flight, long timeout_ms);
 
 #endif

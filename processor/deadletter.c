@@ -8,10 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "log.h"
 #include "natsconn.h"
+#include "sig.h"
 
 int
 deadletter_ensure(jsCtx *js, long replicas)
@@ -147,14 +147,8 @@ deadletter_publish(struct deadletter *d, jsCtx *js, natsMsg *msg,
 long
 deadletter_wait(struct deadletter *d, long timeout_ms)
 {
-	long left;
+	long left = sig_wait_drained(&d->pending, timeout_ms);
 
-	while ((left = atomic_load(&d->pending)) > 0 && timeout_ms > 0) {
-		struct timespec ts = {0, 10 * 1000000L};
-
-		nanosleep(&ts, NULL);
-		timeout_ms -= 10;
-	}
 	if (left > 0)
 		log_warn("nats: %ld dead-letter copies still unanswered at "
 		    "exit; their originals stay in stream VOTES", left);
