@@ -112,9 +112,7 @@ natsconn_redact(const char *url, char *out, size_t cap)
 		for (size_t i = host; i < len; i++)
 			if (p[i] == '@')
 				at = i;
-		auth = host + strcspn(p + host, "/,");
-		if (auth > len)
-			auth = len;
+		auth = host + strcspn(p + host, "/,"); /* never past len */
 		if (at < len)
 			k = snprintf(out + n, cap - n, "%.*s***%.*s", (int)host,
 			    p, (int)(len - at), p + at);

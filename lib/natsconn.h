@@ -56,7 +56,8 @@ struct natsconn_settings {
 /* A connection config borrowing s's strings; name (borrowed) is shown by
  * the server as the connection's name. */
 /* Copies url (NATS_URL: one server URL or several, comma-separated) into
- * out with every "user:password@" replaced by "***@", so that credentials
+ * out with every "user:password@" replaced by "***@" (and an authority
+ * that may hide a password without its '@' by "***"), so that credentials
  * never reach a log line or an error message. */
 void natsconn_redact(const char *url, char *out, size_t cap);
 
